@@ -1,0 +1,543 @@
+//! Operator configuration: defaults, overridden by a YAML file, overridden by `REVIEWAPP_*`
+//! environment variables. Pure: the caller supplies the file text and an environment lookup.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the operator needs to know about its cluster. See `docs/configuration.md`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// DNS domain under which apps are served: `<app name>.<domain>`.
+    pub domain: String,
+    /// Namespace where build Jobs run.
+    pub build_namespace: String,
+    /// Registry prefix for built images (`<registry>/<app name>:<sha10>`); empty for none.
+    pub registry: String,
+    /// How images are built.
+    pub builder: BuilderConfig,
+    /// Build Job limits.
+    pub build: BuildConfig,
+    /// Wildcard TLS secret copied next to every app; no TLS when `secretName` is empty.
+    pub tls: TlsConfig,
+    /// `ingressClassName` of every Ingress; empty for the cluster default.
+    pub ingress_class_name: String,
+    /// Image pull secret for app pods when the app names none.
+    pub default_registry_secret_name: String,
+    /// Seconds between periodic reconciles of every app.
+    pub reconcile_interval_seconds: u64,
+    /// Namespaces apps may be placed in: exact names or `prefix*`. Empty allows every namespace.
+    pub allowed_namespaces: Vec<String>,
+    /// Database defaults.
+    pub database: DatabaseConfig,
+}
+
+/// Which tool builds images.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BuilderKind {
+    /// Rootless BuildKit (`buildctl-daemonless.sh`).
+    #[default]
+    Buildkit,
+    /// Kaniko executor (the original operator's builder).
+    Kaniko,
+}
+
+/// `builder`: images and secrets of the build Job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct BuilderConfig {
+    /// `buildkit` or `kaniko`.
+    pub kind: BuilderKind,
+    /// Rootless BuildKit image.
+    pub buildkit_image: String,
+    /// Kaniko executor image.
+    pub kaniko_image: String,
+    /// Image with `curl` that downloads `spec.tarballUrl`.
+    pub fetch_image: String,
+    /// Image with `tar` that unpacks the source.
+    pub unpack_image: String,
+    /// Secret (docker `config.json` under key `config.json`) with push credentials, in the build namespace.
+    pub push_secret_name: String,
+    /// Image pull secrets for the build pod.
+    pub pull_secrets: Vec<String>,
+}
+
+/// `build`: limits of every build Job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct BuildConfig {
+    /// `activeDeadlineSeconds` of the build Job.
+    pub active_deadline_seconds: i64,
+    /// `ttlSecondsAfterFinished` of the build Job.
+    pub ttl_seconds_after_finished: i32,
+    /// `backoffLimit` of the build Job.
+    pub backoff_limit: i32,
+    /// CPU request of the build container.
+    pub cpu_request: String,
+    /// Memory request of the build container.
+    pub memory_request: String,
+    /// CPU limit of the build container.
+    pub cpu_limit: String,
+    /// Memory limit of the build container.
+    pub memory_limit: String,
+}
+
+/// `tls`: where the wildcard certificate comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Name of the wildcard `kubernetes.io/tls` Secret; empty disables TLS.
+    pub secret_name: String,
+    /// Namespace of that Secret.
+    pub secret_namespace: String,
+}
+
+/// `database`: defaults for apps' databases.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// KubeDB `PostgresVersion` name used when the app names none.
+    pub kubedb_version: String,
+    /// CloudNativePG operand image; empty for the CNPG operator's default.
+    pub cnpg_image_name: String,
+    /// Storage size of every database.
+    pub storage_size: String,
+    /// StorageClass of every database; empty for the cluster default.
+    pub storage_class_name: String,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            domain: "review.local".into(),
+            build_namespace: "review-build".into(),
+            registry: String::new(),
+            builder: BuilderConfig::default(),
+            build: BuildConfig::default(),
+            tls: TlsConfig::default(),
+            ingress_class_name: "nginx".into(),
+            default_registry_secret_name: "harbor-credentials".into(),
+            reconcile_interval_seconds: 30,
+            allowed_namespaces: Vec::new(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for BuilderConfig {
+    fn default() -> Self {
+        Self {
+            kind: BuilderKind::Buildkit,
+            buildkit_image: "moby/buildkit:v0.26.2-rootless".into(),
+            kaniko_image: "cgr.dev/chainguard/kaniko:latest".into(),
+            fetch_image: "curlimages/curl:8.17.0".into(),
+            unpack_image: "busybox:1.37".into(),
+            push_secret_name: "registry-push".into(),
+            pull_secrets: Vec::new(),
+        }
+    }
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self {
+            active_deadline_seconds: 1800,
+            ttl_seconds_after_finished: 3600,
+            backoff_limit: 1,
+            cpu_request: "500m".into(),
+            memory_request: "1Gi".into(),
+            cpu_limit: "2".into(),
+            memory_limit: "4Gi".into(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            secret_name: String::new(),
+            secret_namespace: "default".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            kubedb_version: "16.4".into(),
+            cnpg_image_name: String::new(),
+            storage_size: "1Gi".into(),
+            storage_class_name: String::new(),
+        }
+    }
+}
+
+/// A configuration file or variable that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The YAML file does not parse or has unknown keys.
+    #[error("config file: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    /// An environment variable has a value of the wrong type.
+    #[error("{var}={value:?}: {reason}")]
+    Env {
+        /// Variable name.
+        var: &'static str,
+        /// The offending value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The merged configuration is not usable.
+    #[error("config key {key}: {reason}")]
+    Invalid {
+        /// Key path, e.g. `build.backoffLimit`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+type Setter = fn(&mut OperatorConfig, &'static str, String) -> Result<(), ConfigError>;
+
+/// Every environment variable, the config key it sets, and how. The single source of truth for
+/// `docs/configuration.md` (a test checks that the doc lists every one).
+pub const ENV_VARS: &[(&str, &str, Setter)] = &[
+    ("REVIEWAPP_DOMAIN", "domain", |c, _, v| {
+        set(&mut c.domain, v)
+    }),
+    ("REVIEWAPP_BUILD_NAMESPACE", "buildNamespace", |c, _, v| {
+        set(&mut c.build_namespace, v)
+    }),
+    ("REVIEWAPP_REGISTRY", "registry", |c, _, v| {
+        set(&mut c.registry, v)
+    }),
+    ("REVIEWAPP_BUILDER_KIND", "builder.kind", |c, var, v| {
+        c.builder.kind = match v.as_str() {
+            "buildkit" => BuilderKind::Buildkit,
+            "kaniko" => BuilderKind::Kaniko,
+            _ => {
+                return Err(ConfigError::Env {
+                    var,
+                    value: v,
+                    reason: "expected buildkit or kaniko",
+                });
+            }
+        };
+        Ok(())
+    }),
+    (
+        "REVIEWAPP_BUILDER_BUILDKIT_IMAGE",
+        "builder.buildkitImage",
+        |c, _, v| set(&mut c.builder.buildkit_image, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_KANIKO_IMAGE",
+        "builder.kanikoImage",
+        |c, _, v| set(&mut c.builder.kaniko_image, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_FETCH_IMAGE",
+        "builder.fetchImage",
+        |c, _, v| set(&mut c.builder.fetch_image, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_UNPACK_IMAGE",
+        "builder.unpackImage",
+        |c, _, v| set(&mut c.builder.unpack_image, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_PUSH_SECRET_NAME",
+        "builder.pushSecretName",
+        |c, _, v| set(&mut c.builder.push_secret_name, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_PULL_SECRETS",
+        "builder.pullSecrets",
+        |c, _, v| {
+            c.builder.pull_secrets = list(&v);
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILD_ACTIVE_DEADLINE_SECONDS",
+        "build.activeDeadlineSeconds",
+        |c, var, v| {
+            c.build.active_deadline_seconds = number(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILD_TTL_SECONDS_AFTER_FINISHED",
+        "build.ttlSecondsAfterFinished",
+        |c, var, v| {
+            c.build.ttl_seconds_after_finished = number(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILD_BACKOFF_LIMIT",
+        "build.backoffLimit",
+        |c, var, v| {
+            c.build.backoff_limit = number(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILD_CPU_REQUEST",
+        "build.cpuRequest",
+        |c, _, v| set(&mut c.build.cpu_request, v),
+    ),
+    (
+        "REVIEWAPP_BUILD_MEMORY_REQUEST",
+        "build.memoryRequest",
+        |c, _, v| set(&mut c.build.memory_request, v),
+    ),
+    ("REVIEWAPP_BUILD_CPU_LIMIT", "build.cpuLimit", |c, _, v| {
+        set(&mut c.build.cpu_limit, v)
+    }),
+    (
+        "REVIEWAPP_BUILD_MEMORY_LIMIT",
+        "build.memoryLimit",
+        |c, _, v| set(&mut c.build.memory_limit, v),
+    ),
+    ("REVIEWAPP_TLS_SECRET_NAME", "tls.secretName", |c, _, v| {
+        set(&mut c.tls.secret_name, v)
+    }),
+    (
+        "REVIEWAPP_TLS_SECRET_NAMESPACE",
+        "tls.secretNamespace",
+        |c, _, v| set(&mut c.tls.secret_namespace, v),
+    ),
+    (
+        "REVIEWAPP_INGRESS_CLASS_NAME",
+        "ingressClassName",
+        |c, _, v| set(&mut c.ingress_class_name, v),
+    ),
+    (
+        "REVIEWAPP_DEFAULT_REGISTRY_SECRET_NAME",
+        "defaultRegistrySecretName",
+        |c, _, v| set(&mut c.default_registry_secret_name, v),
+    ),
+    (
+        "REVIEWAPP_RECONCILE_INTERVAL_SECONDS",
+        "reconcileIntervalSeconds",
+        |c, var, v| {
+            c.reconcile_interval_seconds = number(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_ALLOWED_NAMESPACES",
+        "allowedNamespaces",
+        |c, _, v| {
+            c.allowed_namespaces = list(&v);
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_DATABASE_KUBEDB_VERSION",
+        "database.kubedbVersion",
+        |c, _, v| set(&mut c.database.kubedb_version, v),
+    ),
+    (
+        "REVIEWAPP_DATABASE_CNPG_IMAGE_NAME",
+        "database.cnpgImageName",
+        |c, _, v| set(&mut c.database.cnpg_image_name, v),
+    ),
+    (
+        "REVIEWAPP_DATABASE_STORAGE_SIZE",
+        "database.storageSize",
+        |c, _, v| set(&mut c.database.storage_size, v),
+    ),
+    (
+        "REVIEWAPP_DATABASE_STORAGE_CLASS_NAME",
+        "database.storageClassName",
+        |c, _, v| set(&mut c.database.storage_class_name, v),
+    ),
+];
+
+fn set(field: &mut String, value: String) -> Result<(), ConfigError> {
+    *field = value;
+    Ok(())
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Env {
+        var,
+        value,
+        reason: "expected a whole number",
+    })
+}
+
+impl OperatorConfig {
+    /// Defaults, then the YAML file (if any), then environment variables from `env`, then checks.
+    pub fn load(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(text) if !text.trim().is_empty() => serde_yaml::from_str(text)?,
+            _ => Self::default(),
+        };
+        for (var, _, setter) in ENV_VARS {
+            if let Some(value) = env(var) {
+                setter(&mut config, var, value)?;
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rejects values no cluster would accept.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        };
+        if self.domain.trim().is_empty() {
+            return invalid("domain", "must not be empty");
+        }
+        if !crate::names::is_dns_label(&self.build_namespace) {
+            return invalid("buildNamespace", "must be a DNS-1123 label");
+        }
+        if self.reconcile_interval_seconds == 0 {
+            return invalid("reconcileIntervalSeconds", "must be at least 1");
+        }
+        if self.build.active_deadline_seconds <= 0 {
+            return invalid("build.activeDeadlineSeconds", "must be positive");
+        }
+        if self.build.ttl_seconds_after_finished < 0 || self.build.backoff_limit < 0 {
+            return invalid(
+                "build.ttlSecondsAfterFinished",
+                "ttl and backoffLimit must not be negative",
+            );
+        }
+        if !self.tls.secret_name.is_empty()
+            && !crate::names::is_dns_label(&self.tls.secret_namespace)
+        {
+            return invalid(
+                "tls.secretNamespace",
+                "must be a DNS-1123 label when tls.secretName is set",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `namespace` may receive review apps.
+    pub fn namespace_allowed(&self, namespace: &str) -> bool {
+        self.allowed_namespaces.is_empty()
+            || self
+                .allowed_namespaces
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => namespace.starts_with(prefix),
+                    None => namespace == pattern,
+                })
+    }
+
+    /// Whether a wildcard TLS secret is configured.
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls.secret_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_load_without_file_or_env() {
+        let config = OperatorConfig::load(None, env(&[])).unwrap();
+        assert_eq!(config, OperatorConfig::default());
+        assert_eq!(config.builder.kind, BuilderKind::Buildkit);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let file = "domain: example.com\nbuilder:\n  kind: kaniko\nallowedNamespaces: [a, b]\n";
+        let config =
+            OperatorConfig::load(Some(file), env(&[("REVIEWAPP_DOMAIN", "env.example")])).unwrap();
+        assert_eq!(config.domain, "env.example");
+        assert_eq!(config.builder.kind, BuilderKind::Kaniko);
+        assert_eq!(config.allowed_namespaces, vec!["a", "b"]);
+        assert_eq!(
+            config.build_namespace, "review-build",
+            "untouched keys keep defaults"
+        );
+    }
+
+    #[test]
+    fn every_env_var_is_applied() {
+        for (var, key, _) in ENV_VARS {
+            let changed = ["kaniko", "7", "ns-x", "x1,x2"].iter().any(|value| {
+                OperatorConfig::load(None, env(&[(var, value)]))
+                    .is_ok_and(|config| config != OperatorConfig::default())
+            });
+            assert!(changed, "{var} ({key}) changed nothing");
+        }
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = OperatorConfig::load(None, env(&[("REVIEWAPP_BUILD_BACKOFF_LIMIT", "lots")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("REVIEWAPP_BUILD_BACKOFF_LIMIT"),
+            "{err}"
+        );
+        let err =
+            OperatorConfig::load(None, env(&[("REVIEWAPP_BUILDER_KIND", "docker")])).unwrap_err();
+        assert!(err.to_string().contains("buildkit or kaniko"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let err = OperatorConfig::load(Some("domian: typo.example\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("domian"), "{err}");
+    }
+
+    #[test]
+    fn checks_reject_unusable_values() {
+        let err =
+            OperatorConfig::load(Some("reconcileIntervalSeconds: 0\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("reconcileIntervalSeconds"));
+        let err =
+            OperatorConfig::load(Some("buildNamespace: Not_A_Label\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("buildNamespace"));
+    }
+
+    #[test]
+    fn namespace_allow_list_supports_prefixes() {
+        let mut config = OperatorConfig::default();
+        assert!(
+            config.namespace_allowed("anything"),
+            "empty list allows all"
+        );
+        config.allowed_namespaces = vec!["review-*".into(), "test-review-app".into()];
+        assert!(config.namespace_allowed("review-42"));
+        assert!(config.namespace_allowed("test-review-app"));
+        assert!(!config.namespace_allowed("kube-system"));
+        assert!(!config.namespace_allowed("test-review-app-2"));
+    }
+}

@@ -1,0 +1,241 @@
+//! The `ReviewApp` spec, field for field compatible with the original operator (SEED-SPEC §1.3).
+
+use k8s_openapi::api::core::v1::EnvVarSource;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::status::ReviewAppStatus;
+
+/// One pull request's review app: what to build and how to run it.
+///
+/// Every field is optional at the schema level so that a bad object reaches the operator and gets
+/// a field-named `Invalid` condition instead of a bare rejection; [`crate::validate`] decides.
+/// `repo`, `pr` and `config.namespace` name every child, so the API server keeps them immutable.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "reviewtron.k8s.revelry.co",
+    version = "v1",
+    kind = "ReviewApp",
+    plural = "reviewapps",
+    singular = "reviewapp",
+    shortname = "ra",
+    category = "all",
+    status = "ReviewAppStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A review app: one pull request built in-cluster and served with its own database",
+    printcolumn(
+        name = "Repo",
+        type_ = "string",
+        json_path = ".spec.repo",
+        description = "The source code repository"
+    ),
+    printcolumn(
+        name = "Branch",
+        type_ = "string",
+        json_path = ".spec.branch",
+        description = "The pull request's branch"
+    ),
+    printcolumn(
+        name = "PR",
+        type_ = "string",
+        json_path = ".spec.pr",
+        description = "The pull request number"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.appStatus",
+        description = "building, deployed or error"
+    ),
+    printcolumn(
+        name = "Build",
+        type_ = "string",
+        json_path = ".status.buildStatus",
+        description = "Status of the latest build"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.url",
+        description = "Where the review app is served"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewAppSpec {
+    /// Owner (user or organisation) of the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_owner: Option<String>,
+    /// Repository name; the base of every child's name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("repo is immutable: delete and recreate the ReviewApp"))]
+    pub repo: Option<String>,
+    /// Pull request branch (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Pull request number, as a string (`"678"`) or an integer (`678`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("pr is immutable: delete and recreate the ReviewApp"))]
+    pub pr: Option<IntOrString>,
+    /// Full commit SHA to build and deploy (40 or 64 hex characters). A change starts a rebuild.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_hash: Option<String>,
+    /// `http(s)` URL of a gzipped tarball of the commit's source; the build fetches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tarball_url: Option<String>,
+    /// The review configuration from the repository's review yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ReviewConfig>,
+}
+
+/// The repository's review configuration (`spec.config`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewConfig {
+    /// Existing namespace that receives every child except the build Job. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("config.namespace is immutable: delete and recreate the ReviewApp"))]
+    pub namespace: Option<String>,
+    /// Port the application listens on (1-65535).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_port: Option<i64>,
+    /// Image pull secret for the app's pods; defaults to the operator's `defaultRegistrySecretName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_secret_name: Option<String>,
+    /// Migration command, run as an init container before the app starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Migrate>,
+    /// The review app's own database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Database>,
+    /// Environment for the app and its migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Env>,
+    /// Branches the creating component ignores; the operator does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_branches: Option<Vec<String>>,
+}
+
+/// `spec.config.migrate`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Migrate {
+    /// Command (entrypoint) of the migration init container; empty means no migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Arguments of the migration init container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+}
+
+/// `spec.config.database`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    /// `kubedb` (KubeDB `Postgres`) or `cnpg` (CloudNativePG `Cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Database engine; only `Postgres` is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Engine version (KubeDB version name, or the Postgres major for CNPG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Existing database to copy into the new one when it is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<CopyFrom>,
+}
+
+/// `spec.config.database.copyFrom`: a `database_url`, or all four parts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CopyFrom {
+    /// `postgres[ql]://user:password@host[:port]/database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<ValueSpec>,
+    /// Source host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<ValueSpec>,
+    /// Source database name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<ValueSpec>,
+    /// Source user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<ValueSpec>,
+    /// Source password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<ValueSpec>,
+}
+
+/// A literal `value` or a `secretRef` to a key of a Secret in `config.namespace`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueSpec {
+    /// Literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Reference to a Secret key in `config.namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+/// `{name, key}` of a Secret in `config.namespace`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SecretRef {
+    /// Secret name.
+    #[serde(default)]
+    pub name: String,
+    /// Key within the Secret.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// `spec.config.env`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Env {
+    /// ConfigMaps loaded whole with `envFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_maps: Option<Vec<String>>,
+    /// Secrets loaded whole with `envFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<String>>,
+    /// Single variables; scalar values are turned into strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<EnvValue>>,
+}
+
+/// One entry of `spec.config.env.values`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvValue {
+    /// Variable name.
+    #[serde(default)]
+    pub name: String,
+    /// A scalar (string, number or boolean); lists and maps are rejected by validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_value")]
+    pub value: Option<serde_json::Value>,
+    /// A Kubernetes `valueFrom` source, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// Schema for a value of any JSON type (validation rejects the non-scalar ones with a field error).
+fn any_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+impl ReviewAppSpec {
+    /// The pull request identifier as a string, whichever form it was given in.
+    pub fn pr_string(&self) -> Option<String> {
+        match self.pr.as_ref()? {
+            IntOrString::Int(i) => Some(i.to_string()),
+            IntOrString::String(s) => Some(s.clone()),
+        }
+    }
+}

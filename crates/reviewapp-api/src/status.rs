@@ -1,0 +1,88 @@
+//! `ReviewApp` status: the original operator's fields plus Kubernetes-style conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition type: the spec failed validation (`True`) or passed it (`False`).
+pub const CONDITION_INVALID: &str = "Invalid";
+/// Condition type: a build Job is running (`True`) or not (`False`).
+pub const CONDITION_BUILDING: &str = "Building";
+/// Condition type: a successfully built image is deployed at one replica.
+pub const CONDITION_DEPLOYED: &str = "Deployed";
+
+/// Observed state of a `ReviewApp`. Written only by the operator, through the status subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewAppStatus {
+    /// `building` until the first build finishes, then `deployed` or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_status: Option<AppStatus>,
+    /// Status of the latest build: `building`, `success` or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_status: Option<BuildStatus>,
+    /// When the latest build Job was started (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_started_at: Option<i64>,
+    /// When the latest build finished (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_finished_at: Option<i64>,
+    /// Name of the latest build Job (in the build namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_job_name: Option<String>,
+    /// Commit the latest build is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_commit: Option<String>,
+    /// Image the latest build pushes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Commit currently deployed (its build succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_commit: Option<String>,
+    /// Image currently deployed (built from `deployedCommit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_image: Option<String>,
+    /// Where the review app is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Human-readable reason for the current state (validation or build failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `metadata.generation` the status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Invalid`, `Building` and `Deployed` conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// `status.appStatus`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppStatus {
+    /// No build has finished yet.
+    Building,
+    /// A build succeeded and its image is deployed.
+    Deployed,
+    /// The latest build failed (a previously deployed image may still serve).
+    Error,
+}
+
+/// `status.buildStatus`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    /// The build Job is running.
+    Building,
+    /// The build Job succeeded.
+    Success,
+    /// The build Job failed.
+    Error,
+}
+
+impl ReviewAppStatus {
+    /// The condition of type `type_`, if set.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}

@@ -1,0 +1,74 @@
+//! Intents: what the cluster must do, in order. `reviewapp-resources` renders them into manifests;
+//! the effects layer executes them in order and stops at the first failure (the event is then
+//! retried, and every intent is idempotent).
+
+use reviewapp_api::names::AppNames;
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// Add the operator's finalizer to the `ReviewApp` (before anything is created).
+    AddFinalizer,
+    /// Delete a build Job that is no longer wanted (Background propagation; absent counts as done).
+    DeleteBuildJob {
+        /// Job name in the build namespace.
+        name: String,
+    },
+    /// Create the build Job for `commit`, or adopt it if a Job of that name already exists.
+    StartBuild {
+        /// Job name in the build namespace.
+        job_name: String,
+        /// Full commit hash being built.
+        commit: String,
+        /// Image the build pushes.
+        image: String,
+    },
+    /// Server-side apply every child of the app, with the Deployment at `replicas` running `image`.
+    /// The desired state is complete: applying it again changes nothing.
+    ApplyChildren {
+        /// 0 until a build has succeeded, then 1.
+        replicas: i32,
+        /// The image to run: the one that was built (never derived from a newer commit).
+        image: String,
+        /// The spec changed: also delete children the current spec no longer wants (say, the
+        /// database after `config.database` was removed).
+        prune: bool,
+    },
+    /// Delete every child and the listed build Jobs, by name.
+    TearDown(TearDown),
+    /// Remove the operator's finalizer (last step of a delete, after teardown succeeded).
+    RemoveFinalizer,
+    /// Record a Kubernetes Event on the `ReviewApp`.
+    Event(EventNote),
+}
+
+/// Everything a delete removes. Built from the object alone: no lookups of other objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TearDown {
+    /// The app's namespace and names, when the spec has them (an app that never validated may not).
+    pub children: Option<(String, AppNames)>,
+    /// Build Jobs to delete (the current one and the one for `spec.commitHash`).
+    pub build_jobs: Vec<String>,
+}
+
+/// `Normal` or `Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Progress.
+    Normal,
+    /// Something needs a person's attention.
+    Warning,
+}
+
+/// A Kubernetes Event to record on the `ReviewApp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNote {
+    /// `Normal` or `Warning`.
+    pub kind: EventKind,
+    /// CamelCase reason, e.g. `BuildStarted`.
+    pub reason: &'static str,
+    /// `action` field of the Event, e.g. `Build`.
+    pub action: &'static str,
+    /// Human-readable note.
+    pub note: String,
+}
