@@ -801,3 +801,20 @@ fn delete_of_an_app_without_identity_still_releases_the_finalizer() {
         ["event TearDown", "teardown - jobs=", "remove-finalizer"]
     );
 }
+
+#[test]
+fn deploys_the_image_that_was_built_even_if_the_registry_changed() {
+    // Build started while the operator pushed to `grossvogel`; the operator is reconfigured
+    // before the build finishes. The built image is deployed, not one derived anew.
+    let states = states();
+    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    let mut moved = config();
+    moved.registry = "registry.example.com/review".into();
+    let t = transition(building, AppEvent::Reconcile, &Succeeded, &moved, now());
+    assert!(
+        summary(&t).contains(&format!("apply 1 {IMG1}")),
+        "{:?}",
+        summary(&t)
+    );
+    assert_eq!(t.status.deployed_image.as_deref(), Some(IMG1));
+}
