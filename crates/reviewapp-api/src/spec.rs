@@ -7,12 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::ReviewAppStatus;
 
-/// One pull request's review app: what to build and how to run it.
-///
-/// Every field is optional at the schema level so that a bad object reaches the operator and gets
-/// a field-named `Invalid` condition instead of a bare rejection; [`crate::validate`] decides.
-/// `repo`, `pr` and `config.namespace` name every child, so the API server keeps them immutable.
+/// One pull request's review app: what to build and how to run it. `repo`, `pr` and
+/// `config.namespace` name every child and cannot change.
+//
+// Every field is optional at the schema level so that a bad object reaches the operator and gets
+// a field-named `Invalid` condition (and a Warning Event) instead of a bare rejection;
+// `validate` decides.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[allow(clippy::duplicated_attributes)] // several printer columns share `type_ = "string"`
+#[x_kube(
+    validation = Rule::new("!has(oldSelf.repo) || has(self.repo) && self.repo == oldSelf.repo").message("repo is immutable: delete and recreate the ReviewApp"),
+    validation = Rule::new("!has(oldSelf.pr) || has(self.pr) && self.pr == oldSelf.pr").message("pr is immutable: delete and recreate the ReviewApp"),
+    validation = Rule::new("!has(oldSelf.config) || !has(oldSelf.config.namespace) || has(self.config) && has(self.config.namespace) && self.config.namespace == oldSelf.config.namespace").message("config.namespace is immutable: delete and recreate the ReviewApp")
+)]
 #[kube(
     group = "reviewtron.k8s.revelry.co",
     version = "v1",
@@ -74,14 +81,12 @@ pub struct ReviewAppSpec {
     pub repo_owner: Option<String>,
     /// Repository name; the base of every child's name. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("repo is immutable: delete and recreate the ReviewApp"))]
     pub repo: Option<String>,
     /// Pull request branch (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// Pull request number, as a string (`"678"`) or an integer (`678`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("pr is immutable: delete and recreate the ReviewApp"))]
     pub pr: Option<IntOrString>,
     /// Full commit SHA to build and deploy (40 or 64 hex characters). A change starts a rebuild.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,7 +105,6 @@ pub struct ReviewAppSpec {
 pub struct ReviewConfig {
     /// Existing namespace that receives every child except the build Job. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("config.namespace is immutable: delete and recreate the ReviewApp"))]
     pub namespace: Option<String>,
     /// Port the application listens on (1-65535).
     #[serde(default, skip_serializing_if = "Option::is_none")]

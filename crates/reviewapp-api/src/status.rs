@@ -56,7 +56,9 @@ pub struct ReviewAppStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// `status.appStatus`.
+/// What the app is doing: `building` (nothing deployed yet), `deployed` (a successfully built
+/// image serves, even while a newer commit builds or after a newer build failed), or `error`
+/// (the first build failed, so nothing serves).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppStatus {
@@ -68,7 +70,7 @@ pub enum AppStatus {
     Error,
 }
 
-/// `status.buildStatus`.
+/// Status of the latest build: `building`, `success` or `error`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {

@@ -229,6 +229,11 @@ pub fn validate(
                 );
             }
             None
+        } else if command[0].trim().is_empty() {
+            errors.add(
+                "spec.config.migrate.command",
+                "the first element (the executable) must not be empty",
+            )
         } else {
             Some(MigrateSpec { command, args })
         }
@@ -343,6 +348,12 @@ fn source(spec: &ValueSpec, field: &str, errors: &mut Errors) -> Option<Source> 
 fn copy_source(copy: &CopyFrom, backend: Backend, errors: &mut Errors) -> Option<CopySource> {
     const FIELD: &str = "spec.config.database.copyFrom";
     let parts = [&copy.host, &copy.database, &copy.user, &copy.password];
+    if copy.database_url.is_some() && parts.iter().any(|p| p.is_some()) {
+        return errors.add(
+            FIELD,
+            "give either database_url or host, database, user and password, not both",
+        );
+    }
     if let Some(url_spec) = &copy.database_url {
         let field = format!("{FIELD}.database_url");
         return match source(url_spec, &field, errors)? {
@@ -369,6 +380,9 @@ fn copy_source(copy: &CopyFrom, backend: Backend, errors: &mut Errors) -> Option
     let mut get = |spec: &Option<ValueSpec>, name: &str| {
         let field = format!("{FIELD}.{name}");
         let value = source(spec.as_ref()?, &field, errors)?;
+        if name != "password" && value == Source::Value(String::new()) {
+            return errors.add(&format!("{field}.value"), "must not be empty");
+        }
         if backend == Backend::Cnpg && name != "password" && matches!(value, Source::Secret { .. })
         {
             return errors.add(
@@ -448,13 +462,14 @@ fn env_spec(env: &crate::spec::Env, errors: &mut Errors) -> EnvSpec {
     let mut values = Vec::new();
     for (i, item) in env.values.iter().flatten().enumerate() {
         let field = format!("spec.config.env.values[{i}]");
+        // The API server's (relaxed) rule: printable ASCII other than '='.
         if item.name.is_empty()
             || item.name.contains('=')
-            || item.name.chars().any(char::is_control)
+            || !item.name.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         {
             errors.add::<()>(
                 &format!("{field}.name"),
-                "must be a non-empty name without '='",
+                "must be a non-empty name of printable ASCII characters without '='",
             );
             continue;
         }
