@@ -46,8 +46,10 @@ enum BuildArg {
 /// Prints the plan; exits 2 with the field errors when the ReviewApp is invalid.
 pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
     let config = crate::load_config(args.config.as_deref())?;
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let app: ReviewApp = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let app: ReviewApp =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", args.file.display()))?;
     let event = match args.event {
         EventArg::Add => AppEvent::Add,
         EventArg::Modify => AppEvent::Modify,
@@ -58,7 +60,11 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
         && let Err(errors) = validate(&app.spec, &config)
     {
         let mut stderr = std::io::stderr().lock();
-        writeln!(stderr, "{} is invalid; the operator would apply nothing:", args.file.display())?;
+        writeln!(
+            stderr,
+            "{} is invalid; the operator would apply nothing:",
+            args.file.display()
+        )?;
         for error in errors {
             writeln!(stderr, "  {error}")?;
         }
@@ -67,7 +73,10 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
     let build = match args.build {
         BuildArg::Running => BuildObservation::Running,
         BuildArg::Succeeded => BuildObservation::Succeeded,
-        BuildArg::Failed => BuildObservation::Failed { reason: "BackoffLimitExceeded".into(), message: "(simulated by plan)".into() },
+        BuildArg::Failed => BuildObservation::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: "(simulated by plan)".into(),
+        },
         BuildArg::Missing => BuildObservation::Missing,
     };
     let t = transition(&app, event, &build, &config, Timestamp::now());
@@ -77,9 +86,14 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
         match action {
             Action::Apply(m) => document(&mut out, "server-side apply", m)?,
             Action::CreateJob(m) => document(&mut out, "create (or adopt) build Job", m)?,
-            Action::CopySecret { source: (ns, name), target } => {
-                document(&mut out, &format!("copy type and data of Secret {ns}/{name}, then apply"), target)?
-            }
+            Action::CopySecret {
+                source: (ns, name),
+                target,
+            } => document(
+                &mut out,
+                &format!("copy type and data of Secret {ns}/{name}, then apply"),
+                target,
+            )?,
             Action::Delete(child) => writeln!(
                 out,
                 "# delete {} {}/{} (propagationPolicy Background; absent counts as done)",
@@ -88,7 +102,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
                 child.name
             )?,
             Action::AddFinalizer => writeln!(out, "# add finalizer {}", reviewapp_api::FINALIZER)?,
-            Action::RemoveFinalizer => writeln!(out, "# remove finalizer {}", reviewapp_api::FINALIZER)?,
+            Action::RemoveFinalizer => {
+                writeln!(out, "# remove finalizer {}", reviewapp_api::FINALIZER)?
+            }
             Action::Event(e) => writeln!(out, "# event {:?} {}: {}", e.kind, e.reason, e.note)?,
         }
     }
@@ -101,7 +117,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
 
 fn document(out: &mut impl Write, what: &str, manifest: &Manifest) -> anyhow::Result<()> {
     writeln!(out, "---")?;
-    writeln!(out, "# {what}: {} {}/{}", manifest.child.kind.kind(), manifest.child.namespace, manifest.child.name)?;
+    writeln!(
+        out,
+        "# {what}: {} {}/{}",
+        manifest.child.kind.kind(),
+        manifest.child.namespace,
+        manifest.child.name
+    )?;
     write!(out, "{}", serde_yaml::to_string(&manifest.object)?)?;
     Ok(())
 }

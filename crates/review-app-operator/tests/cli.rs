@@ -25,7 +25,8 @@ fn stdout(output: &Output) -> String {
 fn checked_in_crd_equals_the_generated_one() {
     let output = run(&["crd"]);
     assert!(output.status.success());
-    let checked_in = std::fs::read_to_string(root().join("deploy/crd.yaml")).expect("deploy/crd.yaml exists");
+    let checked_in =
+        std::fs::read_to_string(root().join("deploy/crd.yaml")).expect("deploy/crd.yaml exists");
     assert!(
         stdout(&output) == checked_in,
         "deploy/crd.yaml is stale: regenerate it with `cargo run -p review-app-operator -- crd > deploy/crd.yaml` (or `just crd`)"
@@ -45,7 +46,11 @@ fn crd_is_a_v1_cluster_scoped_definition_with_status() {
 fn plan_of_the_seed_sample_prints_every_child() {
     let output = run(&["plan", "-f", "dev/samples/reviewapp.yaml"]);
     let text = stdout(&output);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for expected in [
         "kind: Job",
         "name: test-review-app-678--c8c9aa334a",
@@ -59,14 +64,25 @@ fn plan_of_the_seed_sample_prints_every_child() {
         "name: test-review-app-678--dbcopy",
         "https://s3.aws.com/bucket/repo_source.tar.gz",
     ] {
-        assert!(text.contains(expected), "plan output lacks {expected:?}:\n{text}");
+        assert!(
+            text.contains(expected),
+            "plan output lacks {expected:?}:\n{text}"
+        );
     }
     // Every document parses as YAML with apiVersion, kind and metadata.name.
-    let docs: Vec<&str> = text.split("\n---\n").filter(|d| d.contains("apiVersion")).collect();
+    let docs: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| d.contains("apiVersion"))
+        .collect();
     assert!(docs.len() >= 6, "{} documents", docs.len());
     for doc in docs {
-        let value: serde_json::Value = serde_yaml::from_str(doc.trim_start_matches("---\n")).unwrap();
-        assert!(value["apiVersion"].is_string() && value["kind"].is_string() && value["metadata"]["name"].is_string());
+        let value: serde_json::Value =
+            serde_yaml::from_str(doc.trim_start_matches("---\n")).unwrap();
+        assert!(
+            value["apiVersion"].is_string()
+                && value["kind"].is_string()
+                && value["metadata"]["name"].is_string()
+        );
     }
 }
 
@@ -78,21 +94,51 @@ fn plan_after_a_successful_build_deploys_one_replica() {
     let status = "status:\n  appStatus: building\n  buildStatus: building\n  buildJobName: test-review-app-678--c8c9aa334a\n  \
                   buildCommit: c8c9aa334a76677aa0be4ec0ebb08484367f952d\n  image: test-review-app-678:c8c9aa334a\n";
     std::fs::write(&app, seed.replace("status: {}\n", status)).unwrap();
-    let output = run(&["plan", "-f", app.to_str().unwrap(), "--event", "reconcile", "--build", "succeeded"]);
+    let output = run(&[
+        "plan",
+        "-f",
+        app.to_str().unwrap(),
+        "--event",
+        "reconcile",
+        "--build",
+        "succeeded",
+    ]);
     let text = stdout(&output);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(text.contains("replicas: 1") && text.contains("image: test-review-app-678:c8c9aa334a"), "{text}");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("replicas: 1") && text.contains("image: test-review-app-678:c8c9aa334a"),
+        "{text}"
+    );
     assert!(!text.contains("kind: Job"), "no second build:\n{text}");
 }
 
 #[test]
 fn plan_of_a_delete_lists_deletes_only() {
-    let output = run(&["plan", "-f", "dev/samples/reviewapp.yaml", "--event", "delete"]);
+    let output = run(&[
+        "plan",
+        "-f",
+        "dev/samples/reviewapp.yaml",
+        "--event",
+        "delete",
+    ]);
     let text = stdout(&output);
     assert!(output.status.success());
-    assert!(text.contains("# delete Deployment test-review-app/test-review-app-678"), "{text}");
-    assert!(text.contains("# delete Job review-build/test-review-app-678--c8c9aa334a"), "{text}");
-    assert!(!text.contains("\n---\n"), "a delete applies nothing:\n{text}");
+    assert!(
+        text.contains("# delete Deployment test-review-app/test-review-app-678"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# delete Job review-build/test-review-app-678--c8c9aa334a"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\n---\n"),
+        "a delete applies nothing:\n{text}"
+    );
 }
 
 #[test]
@@ -101,7 +147,12 @@ fn plan_of_an_invalid_app_names_the_fields_and_fails() {
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty(), "nothing is planned");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for field in ["spec.commitHash", "spec.config.applicationPort", "spec.config.database.backend", "spec.config.env.values[0].value"] {
+    for field in [
+        "spec.commitHash",
+        "spec.config.applicationPort",
+        "spec.config.database.backend",
+        "spec.config.env.values[0].value",
+    ] {
         assert!(stderr.contains(field), "{field} missing from:\n{stderr}");
     }
 }
@@ -110,16 +161,33 @@ fn plan_of_an_invalid_app_names_the_fields_and_fails() {
 fn plan_honours_config_file_and_environment() {
     let dir = tempdir();
     let config = dir.join("config.yaml");
-    std::fs::write(&config, "domain: apps.example.com\nbuilder:\n  kind: kaniko\n").unwrap();
+    std::fs::write(
+        &config,
+        "domain: apps.example.com\nbuilder:\n  kind: kaniko\n",
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_review-app-operator"))
-        .args(["plan", "-f", "dev/samples/reviewapp.yaml", "--config", config.to_str().unwrap()])
+        .args([
+            "plan",
+            "-f",
+            "dev/samples/reviewapp.yaml",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env("REVIEWAPP_BUILD_NAMESPACE", "builds")
         .current_dir(root())
         .output()
         .unwrap();
     let text = stdout(&output);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(text.contains("host: test-review-app-678.apps.example.com"), "{text}");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("host: test-review-app-678.apps.example.com"),
+        "{text}"
+    );
     assert!(text.contains("namespace: builds"), "{text}");
     assert!(text.contains("--destination="), "kaniko builder:\n{text}");
 }
@@ -135,7 +203,11 @@ fn a_bad_config_file_is_an_error_naming_the_key() {
 }
 
 fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rao-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "rao-cli-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -107,6 +107,7 @@ fn converge(
 
     let job_name = spec.names.build_job(&spec.commit);
     let image = spec.names.image(&config.registry, &spec.commit);
+    let spec_image = image.clone();
     let now_secs = now.as_second();
     if status.build_commit.as_deref() != Some(spec.commit.as_str()) {
         // First build, or a new commit (possibly missed while the operator was down): build it
@@ -208,7 +209,8 @@ fn converge(
     });
     let (replicas, run_image) = match &status.deployed_image {
         Some(deployed) => (1, deployed.clone()),
-        None => (0, status.image.clone().unwrap_or_default()),
+        // Not deployed yet: the image being built (never empty, even for a status that lost it).
+        None => (0, status.image.clone().unwrap_or(spec_image)),
     };
     intents.push(Intent::ApplyChildren {
         replicas,

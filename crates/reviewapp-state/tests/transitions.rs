@@ -818,3 +818,17 @@ fn deploys_the_image_that_was_built_even_if_the_registry_changed() {
     );
     assert_eq!(t.status.deployed_image.as_deref(), Some(IMG1));
 }
+
+#[test]
+fn a_status_without_image_still_applies_a_real_image() {
+    // buildCommit recorded but the image lost (hand-edited or corrupted status).
+    let mut app = fresh();
+    app.status =
+        Some(serde_yaml::from_str(&format!("buildStatus: error\nbuildCommit: {SHA1}\n")).unwrap());
+    let t = transition(&app, AppEvent::Reconcile, &Missing, &config(), now());
+    assert!(
+        summary(&t).contains(&format!("apply 0 {IMG1}")),
+        "{:?}",
+        summary(&t)
+    );
+}
