@@ -1,9 +1,11 @@
 //! `review-app-operator`: the operator binary.
 //!
-//! Subcommands: `crd` prints the CustomResourceDefinition; `plan` prints what the operator
-//! would do for a `ReviewApp` read from a file, without a cluster.
+//! Subcommands: `run` is the operator; `crd` prints the CustomResourceDefinition; `plan` prints
+//! what the operator would do for a `ReviewApp` read from a file, without a cluster; `config`
+//! prints the effective configuration.
 
 mod plan_cmd;
+mod run_cmd;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator (in-cluster config, or KUBECONFIG / ~/.kube/config).
+    Run(Box<run_cmd::RunArgs>),
     /// Print the ReviewApp CustomResourceDefinition as YAML.
     Crd,
     /// Print, as YAML, every object the operator would apply for a ReviewApp (no cluster needed).
@@ -56,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print!("{}", crd_yaml()?);
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Run(args) => run_cmd::run(*args),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Config { config } => {
             let config = load_config(config.as_deref())?;

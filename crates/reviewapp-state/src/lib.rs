@@ -7,9 +7,11 @@
 
 mod conditions;
 mod intent;
+mod observe;
 mod transition;
 
 pub use intent::{EventKind, EventNote, Intent, TearDown};
+pub use observe::observe_job;
 pub use transition::{Transition, transition};
 
 /// What happened to a `ReviewApp`, as classified by the watcher (DESIGN.md "The flow").

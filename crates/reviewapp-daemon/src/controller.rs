@@ -1,0 +1,205 @@
+//! The event sources: watches of ReviewApps, build Jobs and every child kind, and the tick,
+//! feeding the per-app scheduler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use reviewapp_api::{OperatorConfig, ReviewApp};
+use reviewapp_effects::Effects;
+use reviewapp_resources::ChildKind;
+use reviewapp_state::AppEvent;
+
+use crate::handler::AppHandler;
+use crate::health::Readiness;
+use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_kind};
+use crate::metrics::Metrics;
+use crate::scheduler::{Backoff, Scheduler};
+
+/// The owning `ReviewApp` of a build Job (its controller owner reference).
+fn owner(job: &Job) -> Option<String> {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "ReviewApp" && o.controller == Some(true))
+        .map(|o| o.name.clone())
+}
+
+/// The running controller: the handler, its scheduler and the stores the watches fill.
+pub(crate) struct Controller {
+    pub handler: Arc<AppHandler>,
+    pub scheduler: Scheduler<AppEvent>,
+    live: Arc<LiveObjects>,
+    jobs: Store<Job>,
+}
+
+impl Controller {
+    pub fn new(
+        config: Arc<OperatorConfig>,
+        effects: Effects,
+        metrics: Arc<Metrics>,
+        concurrency: usize,
+    ) -> (Self, reflector::store::Writer<Job>) {
+        let (jobs, writer) = reflector::store::<Job>();
+        let live = Arc::new(LiveObjects::new());
+        let handler = Arc::new(AppHandler::new(
+            config,
+            effects,
+            metrics.clone(),
+            jobs.clone(),
+            live.clone(),
+        ));
+        let task_handler = handler.clone();
+        let scheduler = Scheduler::new(
+            concurrency,
+            Backoff::new(Duration::from_secs(1), 2.0, Duration::from_secs(300)).with_jitter(0.2),
+            move |name: String, event: AppEvent| {
+                let handler = task_handler.clone();
+                async move { handler.handle(name, event).await }
+            },
+        )
+        .with_on_error(
+            move |name: &str, event: &AppEvent, error: &str, attempt: u32, retry_in: Duration| {
+                metrics
+                    .handle_failures
+                    .get_or_create(&Metrics::event_label(*event))
+                    .inc();
+                tracing::warn!(
+                    app = name,
+                    ?event,
+                    attempt,
+                    retry_in_secs = retry_in.as_secs_f64(),
+                    error,
+                    "handling failed; will retry"
+                );
+            },
+        )
+        // A failing event must not hold back a later DELETE of the same app.
+        .with_supersede(|newer: &AppEvent, failed: &AppEvent| {
+            newer == failed || *newer == AppEvent::Delete
+        });
+        (
+            Self {
+                handler,
+                scheduler,
+                live,
+                jobs,
+            },
+            writer,
+        )
+    }
+
+    /// Runs every watch and the tick until one of them ends (they do not, short of a bug).
+    pub async fn run(
+        &self,
+        client: kube::Client,
+        jobs_writer: reflector::store::Writer<Job>,
+        ready: Readiness,
+    ) {
+        let config = Arc::new(self.handler.config().clone());
+        // Child caches (what exists), for the effects layer.
+        let live_tasks: Vec<_> = ChildKind::ALL
+            .iter()
+            .map(|kind| {
+                let cache = self.live.cache(*kind);
+                let stream = watch_kind(client.clone(), *kind);
+                tokio::spawn(async move {
+                    futures::pin_mut!(stream);
+                    while let Some(event) = stream.next().await {
+                        cache.apply(event);
+                    }
+                })
+            })
+            .collect();
+
+        // Build Jobs: the store the handler observes; a change reconciles the owner at once.
+        let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
+        let jobs_stream = watch(
+            jobs_api,
+            watcher::Config::default().labels(MANAGED_SELECTOR),
+        )
+        .default_backoff()
+        .modify(|job: &mut Job| job.metadata.managed_fields = None)
+        .reflect(jobs_writer);
+        let jobs_scheduler = self.scheduler.clone();
+        let jobs_task = tokio::spawn(async move {
+            futures::pin_mut!(jobs_stream);
+            while let Some(event) = jobs_stream.next().await {
+                match event {
+                    Ok(Event::Apply(job) | Event::Delete(job)) => {
+                        if let Some(app) = owner(&job) {
+                            jobs_scheduler.submit(app, AppEvent::Reconcile);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "build Job watch error; retrying"),
+                }
+            }
+        });
+
+        // Wait for the caches the handler reads before handling anything: an app handled before
+        // its Job is known would look like a vanished build.
+        let _ = self.jobs.wait_until_ready().await;
+        while !self.live.core_synced() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // ReviewApps: classified into ADD / MODIFY / DELETE.
+        let apps: Api<DeserializeGuard<ReviewApp>> = Api::all(client.clone());
+        let app_stream = watch(apps, watcher::Config::default()).default_backoff();
+        let handler = self.handler.clone();
+        let scheduler = self.scheduler.clone();
+        let apps_ready = ready.clone();
+        let apps_task = tokio::spawn(async move {
+            futures::pin_mut!(app_stream);
+            while let Some(event) = app_stream.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "ReviewApp watch error; retrying");
+                        continue;
+                    }
+                };
+                let synced = matches!(event, Event::InitDone);
+                for (name, event) in handler.observe(event) {
+                    scheduler.submit(name, event);
+                }
+                if synced {
+                    apps_ready.set(true);
+                    handler.count_apps();
+                }
+            }
+        });
+
+        // The tick: RECONCILE every app.
+        let handler = self.handler.clone();
+        let scheduler = self.scheduler.clone();
+        let interval = Duration::from_secs(config.reconcile_interval_seconds);
+        let tick_task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick fires at once; the initial list already covers it
+            loop {
+                ticker.tick().await;
+                for name in handler.names() {
+                    scheduler.submit(name, AppEvent::Reconcile);
+                }
+                handler.count_apps();
+            }
+        });
+
+        let _ = futures::future::select_all(
+            [apps_task, jobs_task, tick_task]
+                .into_iter()
+                .chain(live_tasks),
+        )
+        .await;
+    }
+}

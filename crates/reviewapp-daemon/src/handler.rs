@@ -1,0 +1,289 @@
+//! One app event, end to end: observe its build Job → transition → render → execute → status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use reviewapp_api::{BuildStatus, OperatorConfig, ReviewApp, ReviewAppStatus};
+use reviewapp_effects::{Effects, LiveIndex};
+use reviewapp_resources::render;
+use reviewapp_state::{AppEvent, Intent, observe_job, transition};
+
+use crate::classify::{Classified, Classifier};
+use crate::metrics::{AppStatusLabel, Metrics, TransitionLabels};
+
+/// Condition type the daemon sets while an app's last attempt failed (removed on success).
+pub const CONDITION_RECONCILE_FAILED: &str = "ReconcileFailed";
+
+/// Why handling one event failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The plan could not be rendered.
+    #[error("rendering the plan: {0}")]
+    Render(#[from] reviewapp_resources::RenderError),
+    /// An API request failed.
+    #[error("{0}")]
+    Effects(#[from] reviewapp_effects::EffectsError),
+}
+
+/// Handles every app's events: what the watch saw, the build Jobs, what exists, and the effects.
+/// One per daemon, shared by every handler task.
+pub struct AppHandler {
+    config: Arc<OperatorConfig>,
+    effects: Effects,
+    classifier: Mutex<Classifier>,
+    /// Objects of apps whose DELETE is pending (they may be gone from the watch already).
+    tombstones: Mutex<HashMap<String, Arc<ReviewApp>>>,
+    jobs: Store<Job>,
+    live: Arc<dyn LiveIndex>,
+    metrics: Arc<Metrics>,
+}
+
+impl AppHandler {
+    /// A handler reading build Jobs from `jobs` and existing children from `live`.
+    pub fn new(
+        config: Arc<OperatorConfig>,
+        effects: Effects,
+        metrics: Arc<Metrics>,
+        jobs: Store<Job>,
+        live: Arc<dyn LiveIndex>,
+    ) -> Self {
+        Self {
+            config,
+            effects,
+            classifier: Mutex::new(Classifier::new()),
+            tombstones: Mutex::new(HashMap::new()),
+            jobs,
+            live,
+            metrics,
+        }
+    }
+
+    /// The operator configuration.
+    pub fn config(&self) -> &OperatorConfig {
+        &self.config
+    }
+
+    /// Classifies one `ReviewApp` watch event and returns the app events to schedule. Malformed
+    /// objects are counted and logged here, and left alone.
+    pub fn observe(
+        &self,
+        event: watcher::Event<DeserializeGuard<ReviewApp>>,
+    ) -> Vec<(String, AppEvent)> {
+        let classified = self
+            .classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .classify(event);
+        let mut out = Vec::new();
+        for item in classified {
+            match item {
+                Classified::App {
+                    name,
+                    event,
+                    object,
+                } => {
+                    if event == AppEvent::Delete {
+                        self.tombstones
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone(), object);
+                    }
+                    out.push((name, event));
+                }
+                Classified::Malformed { name, error } => {
+                    self.metrics.malformed.inc();
+                    tracing::warn!(app = %name, %error, "ReviewApp does not deserialize; leaving it alone");
+                }
+            }
+        }
+        out
+    }
+
+    /// Names of every known app (for the RECONCILE tick).
+    pub fn names(&self) -> Vec<String> {
+        self.classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .names()
+    }
+
+    fn latest(&self, name: &str, event: AppEvent) -> Option<Arc<ReviewApp>> {
+        let tombstone = if event == AppEvent::Delete {
+            self.tombstones
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name)
+        } else {
+            None
+        };
+        tombstone.or_else(|| {
+            self.classifier
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_known(name)
+        })
+    }
+
+    /// Handles one event for one app: observe its build Job, transition, render, execute, write
+    /// the status. Safe to call again with the same event (every step is idempotent).
+    pub async fn handle(&self, name: String, event: AppEvent) -> Result<(), HandleError> {
+        let Some(app) = self.latest(&name, event) else {
+            return Ok(()); // gone, and its DELETE already ran
+        };
+        let event = if app.metadata.deletion_timestamp.is_some() {
+            AppEvent::Delete
+        } else {
+            event
+        };
+        let started = Instant::now();
+        let job = app
+            .status
+            .as_ref()
+            .and_then(|s| s.build_job_name.as_ref())
+            .and_then(|job| {
+                self.jobs
+                    .get(&ObjectRef::new(job).within(&self.config.build_namespace))
+            });
+        let observation = observe_job(job.as_deref());
+        let t = transition(&app, event, &observation, &self.config, Timestamp::now());
+        let result = self.execute(&app, event, &t).await;
+        let label = Metrics::event_label(event);
+        self.metrics.events.get_or_create(&label).inc();
+        self.metrics
+            .handle_duration
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(err) = &result
+            && event != AppEvent::Delete
+        {
+            // Best effort: say why in the status; the scheduler retries the event.
+            let mut status = t.status.clone();
+            set_failed(&mut status, &err.to_string(), app.metadata.generation);
+            if let Err(status_err) = self.effects.write_status(&app, &status).await {
+                tracing::debug!(app = %name, error = %status_err, "could not record the failure in the status");
+            }
+        }
+        result
+    }
+
+    async fn execute(
+        &self,
+        app: &ReviewApp,
+        event: AppEvent,
+        t: &reviewapp_state::Transition,
+    ) -> Result<(), HandleError> {
+        let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
+        let report = self.effects.execute(app, &plan, self.live.as_ref()).await?;
+        self.metrics
+            .writes_skipped
+            .inc_by(u64::from(report.skipped));
+        if event != AppEvent::Delete
+            && let Some(written) = self.effects.write_status(app, &t.status).await?
+        {
+            self.record_status_change(app.status.as_ref(), &t.status, &t.intents);
+            self.classifier
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record_write(written);
+        }
+        Ok(())
+    }
+
+    fn record_status_change(
+        &self,
+        before: Option<&ReviewAppStatus>,
+        after: &ReviewAppStatus,
+        intents: &[Intent],
+    ) {
+        let builds = intents
+            .iter()
+            .filter(|i| matches!(i, Intent::StartBuild { .. }))
+            .count();
+        self.metrics.builds_started.inc_by(builds as u64);
+        let before_build = before.and_then(|s| s.build_status);
+        if before_build == Some(BuildStatus::Building)
+            && after.build_status != Some(BuildStatus::Building)
+        {
+            match after.build_status {
+                Some(BuildStatus::Success) => self.metrics.builds_succeeded.inc(),
+                Some(BuildStatus::Error) => self.metrics.builds_failed.inc(),
+                _ => 0,
+            };
+            if let (Some(start), Some(end)) = (after.build_started_at, after.build_finished_at) {
+                self.metrics
+                    .build_duration
+                    .observe((end - start).max(0) as f64);
+            }
+        }
+        let from = summary(before);
+        let to = summary(Some(after));
+        if from != to {
+            self.metrics
+                .transitions
+                .get_or_create(&TransitionLabels { from, to })
+                .inc();
+        }
+    }
+
+    /// Recounts apps by `appStatus` from the classifier's objects.
+    pub fn count_apps(&self) {
+        let mut counts: HashMap<String, i64> = ["building", "deployed", "error", "none"]
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
+        for app in self
+            .classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .objects()
+        {
+            *counts.entry(app_status(app.status.as_ref())).or_default() += 1;
+        }
+        for (app_status, count) in counts {
+            self.metrics
+                .apps
+                .get_or_create(&AppStatusLabel { app_status })
+                .set(count);
+        }
+    }
+}
+
+fn app_status(status: Option<&ReviewAppStatus>) -> String {
+    status
+        .and_then(|s| s.app_status)
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "none".into())
+}
+
+fn summary(status: Option<&ReviewAppStatus>) -> String {
+    let build = status
+        .and_then(|s| s.build_status)
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "none".into());
+    format!("{}/{build}", app_status(status))
+}
+
+fn set_failed(status: &mut ReviewAppStatus, message: &str, generation: Option<i64>) {
+    status
+        .conditions
+        .retain(|c| c.type_ != CONDITION_RECONCILE_FAILED);
+    status.conditions.push(Condition {
+        type_: CONDITION_RECONCILE_FAILED.into(),
+        status: "True".into(),
+        reason: "ApiError".into(),
+        message: message.chars().take(1000).collect(),
+        observed_generation: generation,
+        last_transition_time: Time(
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
+        ),
+    });
+}

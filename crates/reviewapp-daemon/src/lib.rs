@@ -1,0 +1,162 @@
+//! The operator daemon: watches `ReviewApp`s, build Jobs and every child kind, classifies changes
+//! into ADD / MODIFY / DELETE, adds a RECONCILE tick, and handles each app's events one at a time
+//! (observe → [`transition`](reviewapp_state::transition) → [`render`](reviewapp_resources::render)
+//! → [`Effects`](reviewapp_effects::Effects)). Serves `/healthz`, `/readyz` and `/metrics`;
+//! competes for a Lease so that only one replica writes; shuts down gracefully.
+
+pub mod classify;
+mod controller;
+pub mod handler;
+pub mod health;
+pub mod leader;
+pub mod live;
+pub mod metrics;
+pub mod scheduler;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::Reporter;
+use reviewapp_api::OperatorConfig;
+use reviewapp_effects::Effects;
+
+pub use classify::{Classified, Classifier};
+pub use handler::{AppHandler, CONDITION_RECONCILE_FAILED, HandleError};
+pub use health::Readiness;
+pub use leader::LeaderOptions;
+pub use metrics::Metrics;
+pub use scheduler::{Backoff, Scheduler};
+
+/// How the daemon runs (the operator configuration proper is [`OperatorConfig`]).
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// Apps handled at once.
+    pub concurrency: usize,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    /// Leader election; `None` runs as the only replica.
+    pub leader: Option<LeaderOptions>,
+    /// How long shutdown waits for in-flight handlers.
+    pub shutdown_grace: Duration,
+    /// `reportingController` of Events.
+    pub controller_name: String,
+    /// `reportingInstance` of Events (the pod name).
+    pub instance: Option<String>,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The health/metrics port could not be bound.
+    #[error("serving health and metrics on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The Lease could not be set up.
+    #[error("leader election: {0}")]
+    Election(#[from] kube_lease_manager::LeaseManagerError),
+    /// Another replica took the Lease: stop writing at once.
+    #[error("lost the leader lease")]
+    LeadershipLost,
+}
+
+/// Runs the operator until `shutdown` completes (then finishes in-flight work) or leadership is
+/// lost (then returns [`DaemonError::LeadershipLost`] at once). Returns the bound health address
+/// through `on_listen` so tests can use port 0.
+pub async fn run(
+    client: kube::Client,
+    config: Arc<OperatorConfig>,
+    options: DaemonOptions,
+    shutdown: impl Future<Output = ()> + Send,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Readiness::default();
+    let (stop_health, health_stopped) = tokio::sync::watch::channel(false);
+    let mut health_stopped = health_stopped;
+    let (addr, health) =
+        health::serve(options.listen, ready.clone(), metrics.clone(), async move {
+            let _ = health_stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    on_listen(addr);
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    futures::pin_mut!(shutdown);
+
+    let result = run_leader(client, config, &options, metrics, ready, &mut shutdown).await;
+
+    let _ = stop_health.send(true);
+    let _ = health.await;
+    result
+}
+
+async fn run_leader(
+    client: kube::Client,
+    config: Arc<OperatorConfig>,
+    options: &DaemonOptions,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<(), DaemonError> {
+    let mut election = match &options.leader {
+        Some(leader) => {
+            let mut election = leader::Election::start(client.clone(), leader).await?;
+            ready.set(true); // a standby is healthy and ready
+            tracing::info!(lease = %leader.lease_name, identity = %leader.identity, "waiting to become the leader");
+            tokio::select! {
+                _ = &mut *shutdown => {
+                    election.release().await;
+                    return Ok(());
+                }
+                acquired = election.acquired() => {
+                    if !acquired {
+                        return Err(DaemonError::LeadershipLost);
+                    }
+                }
+            }
+            ready.set(false);
+            tracing::info!("became the leader");
+            Some(election)
+        }
+        None => None,
+    };
+
+    let reporter = Reporter {
+        controller: options.controller_name.clone(),
+        instance: options.instance.clone(),
+    };
+    let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone());
+    let (controller, jobs_writer) =
+        controller::Controller::new(config, effects, metrics, options.concurrency);
+    let lost = async {
+        match election.as_mut() {
+            Some(election) => election.lost().await,
+            None => futures::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        _ = controller.run(client, jobs_writer, ready.clone()) => Ok(()),
+        _ = &mut *shutdown => {
+            tracing::info!("shutting down: finishing in-flight handlers");
+            Ok(())
+        }
+        _ = lost => Err(DaemonError::LeadershipLost),
+    };
+    ready.set(false);
+    if result.is_ok() {
+        controller.scheduler.shutdown(options.shutdown_grace).await;
+    }
+    if let Some(election) = election {
+        election.release().await;
+    }
+    result
+}

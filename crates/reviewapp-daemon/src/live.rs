@@ -1,0 +1,255 @@
+//! What exists: label-selected metadata watches of every child kind, as a [`LiveIndex`] for the
+//! effects layer (so it writes nothing when the desired state already holds, and re-applies a
+//! child deleted behind its back).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, StreamExt};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use reviewapp_effects::{LiveIndex, Lookup};
+use reviewapp_resources::{ChildKind, ChildRef};
+
+/// Label selector of every object the operator creates.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=review-app-operator";
+
+type Key = (String, String);
+
+/// The known objects of one kind.
+#[derive(Default)]
+pub struct KindCache {
+    synced: AtomicBool,
+    objects: RwLock<HashMap<Key, String>>,
+    relist: RwLock<Option<HashMap<Key, String>>>,
+}
+
+impl KindCache {
+    /// Whether the first list has completed.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    fn lookup(&self, namespace: &str, name: &str) -> Lookup {
+        if !self.synced() {
+            return Lookup::Unknown;
+        }
+        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        match objects.get(&(namespace.to_string(), name.to_string())) {
+            Some(rv) => Lookup::Present {
+                resource_version: rv.clone(),
+            },
+            None => Lookup::Absent,
+        }
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, event: Event<(Key, String)>) {
+        match event {
+            Event::Apply((key, rv)) => {
+                self.objects
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, rv);
+            }
+            Event::Delete((key, _)) => {
+                self.objects
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+            }
+            Event::Init => {
+                *self.relist.write().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
+            }
+            Event::InitApply((key, rv)) => {
+                if let Some(relist) = self
+                    .relist
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    relist.insert(key, rv);
+                }
+            }
+            Event::InitDone => {
+                if let Some(relist) = self
+                    .relist
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                {
+                    *self.objects.write().unwrap_or_else(|e| e.into_inner()) = relist;
+                }
+                self.synced.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Number of known objects.
+    pub fn len(&self) -> usize {
+        self.objects.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no object is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every child kind's cache.
+#[derive(Default)]
+pub struct LiveObjects {
+    kinds: HashMap<ChildKind, Arc<KindCache>>,
+}
+
+impl LiveObjects {
+    /// Caches for every [`ChildKind`].
+    pub fn new() -> Self {
+        Self {
+            kinds: ChildKind::ALL
+                .iter()
+                .map(|k| (*k, Arc::default()))
+                .collect(),
+        }
+    }
+
+    /// The cache of `kind`.
+    pub fn cache(&self, kind: ChildKind) -> Arc<KindCache> {
+        self.kinds.get(&kind).cloned().unwrap_or_default()
+    }
+
+    /// Whether the kinds every cluster has (all but the database CRDs) are synced.
+    pub fn core_synced(&self) -> bool {
+        ChildKind::ALL
+            .iter()
+            .filter(|k| !matches!(k, ChildKind::KubedbPostgres | ChildKind::CnpgCluster))
+            .all(|k| self.cache(*k).synced())
+    }
+}
+
+impl LiveIndex for LiveObjects {
+    fn lookup(&self, child: &ChildRef) -> Lookup {
+        match self.kinds.get(&child.kind) {
+            Some(cache) => cache.lookup(&child.namespace, &child.name),
+            None => Lookup::Unknown,
+        }
+    }
+}
+
+/// The `ApiResource` of a child kind.
+pub fn api_resource(kind: ChildKind) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+        kind.plural(),
+    )
+}
+
+/// A metadata-only, label-selected watch of `kind` in every namespace, as cache events.
+/// Errors (say, the CRD of a database operator that is not installed) are retried with backoff;
+/// the kind stays [`Lookup::Unknown`] until its first list succeeds.
+pub fn watch_kind(
+    client: kube::Client,
+    kind: ChildKind,
+) -> impl Stream<Item = Event<(Key, String)>> + Send {
+    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &api_resource(kind));
+    watch(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+        .default_backoff()
+        .filter_map(move |event| async move {
+            match event {
+                Ok(event) => Some(map_event(event, |meta| {
+                    let key = (meta.metadata.namespace.unwrap_or_default(), meta.metadata.name.unwrap_or_default());
+                    (key, meta.metadata.resource_version.unwrap_or_default())
+                })),
+                Err(err) => {
+                    tracing::debug!(kind = kind.kind(), error = %err, "child watch error; retrying");
+                    None
+                }
+            }
+        })
+}
+
+/// `Event<A>` to `Event<B>`.
+pub fn map_event<A, B>(event: Event<A>, f: impl FnOnce(A) -> B) -> Event<B> {
+    match event {
+        Event::Apply(a) => Event::Apply(f(a)),
+        Event::Delete(a) => Event::Delete(f(a)),
+        Event::Init => Event::Init,
+        Event::InitApply(a) => Event::InitApply(f(a)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> (Key, String) {
+        (("ns".into(), name.into()), format!("rv-{name}"))
+    }
+
+    #[test]
+    fn unknown_until_the_first_list_then_present_or_absent() {
+        let cache = KindCache::default();
+        assert_eq!(cache.lookup("ns", "a"), Lookup::Unknown);
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(key("a")));
+        assert_eq!(
+            cache.lookup("ns", "a"),
+            Lookup::Unknown,
+            "not synced before InitDone"
+        );
+        cache.apply(Event::InitDone);
+        assert_eq!(
+            cache.lookup("ns", "a"),
+            Lookup::Present {
+                resource_version: "rv-a".into()
+            }
+        );
+        assert_eq!(cache.lookup("ns", "b"), Lookup::Absent);
+        cache.apply(Event::Delete(key("a")));
+        assert_eq!(cache.lookup("ns", "a"), Lookup::Absent);
+    }
+
+    #[test]
+    fn a_relist_drops_objects_deleted_during_a_watch_gap() {
+        let cache = KindCache::default();
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(key("a")));
+        cache.apply(Event::InitApply(key("b")));
+        cache.apply(Event::InitDone);
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(key("b")));
+        assert_eq!(
+            cache.len(),
+            2,
+            "the old view serves until the relist completes"
+        );
+        cache.apply(Event::InitDone);
+        assert_eq!(cache.lookup("ns", "a"), Lookup::Absent);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn live_objects_answer_per_kind() {
+        let live = LiveObjects::new();
+        let deployment = live.cache(ChildKind::Deployment);
+        deployment.apply(Event::Init);
+        deployment.apply(Event::InitApply(key("app")));
+        deployment.apply(Event::InitDone);
+        let child = ChildRef {
+            kind: ChildKind::Deployment,
+            namespace: "ns".into(),
+            name: "app".into(),
+        };
+        assert!(matches!(live.lookup(&child), Lookup::Present { .. }));
+        let service = ChildRef {
+            kind: ChildKind::Service,
+            ..child
+        };
+        assert_eq!(live.lookup(&service), Lookup::Unknown);
+        assert!(!live.core_synced());
+    }
+}

@@ -1,0 +1,507 @@
+//! Each handler path, end to end through the real transition, renderer and effects layer, with
+//! the exact API requests it sends pinned (method, path, content type), against a fake API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{FakeApi, Logged};
+use k8s_openapi::api::batch::v1::Job;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher::Event;
+use reviewapp_api::{OperatorConfig, ReviewApp};
+use reviewapp_daemon::{AppHandler, Metrics};
+use reviewapp_effects::{Effects, RetryPolicy};
+use reviewapp_state::AppEvent;
+use serde_json::{Value, json};
+
+const APP: &str = "/apis/reviewtron.k8s.revelry.co/v1/reviewapps/test";
+const JOBS: &str = "/apis/batch/v1/namespaces/review-build/jobs";
+const JOB1: &str = "/apis/batch/v1/namespaces/review-build/jobs/test-review-app-678--c8c9aa334a";
+const DBCOPY: &str = "/api/v1/namespaces/test-review-app/secrets/test-review-app-678--dbcopy";
+const TLS_SOURCE: &str = "/api/v1/namespaces/default/secrets/star-review-local-tls";
+const TLS: &str = "/api/v1/namespaces/test-review-app/secrets/test-review-app-678--ingress-tls";
+const DB: &str =
+    "/apis/kubedb.com/v1/namespaces/test-review-app/postgreses/test-review-app-678--db";
+const CNPG: &str =
+    "/apis/postgresql.cnpg.io/v1/namespaces/test-review-app/clusters/test-review-app-678--db";
+const SERVICE: &str = "/api/v1/namespaces/test-review-app/services/test-review-app-678";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/test-review-app/deployments/test-review-app-678";
+const INGRESS: &str =
+    "/apis/networking.k8s.io/v1/namespaces/test-review-app/ingresses/test-review-app-678";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+struct World {
+    fake: FakeApi,
+    handler: AppHandler,
+    jobs: Writer<Job>,
+}
+
+fn config() -> OperatorConfig {
+    let mut config = OperatorConfig {
+        registry: "grossvogel".into(),
+        ..OperatorConfig::default()
+    };
+    config.tls.secret_name = "star-review-local-tls".into();
+    config
+}
+
+fn world() -> World {
+    let (client, fake) = FakeApi::client();
+    let config = Arc::new(config());
+    let metrics = Arc::new(Metrics::new());
+    let reporter = Reporter {
+        controller: "review-app-operator".into(),
+        instance: Some("test".into()),
+    };
+    let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
+        .with_retry(RetryPolicy::immediate(1));
+    let (store, jobs) = reflector::store::<Job>();
+    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()));
+    fake.put(
+        TLS_SOURCE,
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "star-review-local-tls", "namespace": "default"},
+               "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}}),
+    );
+    let mut app: Value =
+        serde_yaml::from_str(include_str!("../../../dev/samples/reviewapp.yaml")).unwrap();
+    app["metadata"] =
+        json!({"name": "test", "uid": "5b1a6d0e-0000-4000-8000-000000000678", "generation": 1});
+    app.as_object_mut().unwrap().remove("status");
+    fake.put(APP, app);
+    World {
+        fake,
+        handler,
+        jobs,
+    }
+}
+
+impl World {
+    /// The watch delivers the app as the fake holds it now.
+    fn watch_sees_app(&self) -> Vec<(String, AppEvent)> {
+        let app: ReviewApp = serde_json::from_value(self.fake.get(APP).unwrap()).unwrap();
+        self.handler
+            .observe(Event::Apply(DeserializeGuard(Ok(app))))
+    }
+
+    async fn handle(&self, event: AppEvent) -> Vec<String> {
+        self.fake.take_log();
+        self.handler.handle("test".into(), event).await.unwrap();
+        normalise(&self.fake.take_log())
+    }
+
+    /// The build Job watch delivers the Job the fake holds, with `status`.
+    fn job_reports(&mut self, path: &str, status: Value) {
+        let mut job = self.fake.get(path).expect("the Job exists");
+        job["status"] = status;
+        self.fake.put(path, job.clone());
+        let job: Job = serde_json::from_value(job).unwrap();
+        self.jobs.apply_watcher_event(&Event::Apply(job));
+    }
+
+    fn job_vanishes(&mut self, path: &str) {
+        let job: Job = serde_json::from_value(self.fake.remove(path).unwrap()).unwrap();
+        self.jobs.apply_watcher_event(&Event::Delete(job));
+    }
+
+    fn edit_app(&self, edit: impl FnOnce(&mut Value)) {
+        let mut app = self.fake.get(APP).unwrap();
+        edit(&mut app);
+        let generation = app["metadata"]["generation"].as_i64().unwrap_or(1);
+        app["metadata"]["generation"] = json!(generation + 1);
+        self.fake.put(APP, app);
+    }
+
+    fn status(&self) -> Value {
+        self.fake.get(APP).unwrap()["status"].clone()
+    }
+}
+
+/// Expected request lines; `("EVENT", "", "")` stands for recording an Event, which kube's
+/// recorder sends as a POST, or as a PATCH of the existing series when the same reason repeats.
+fn lines(expected: &[(&str, &str, &str)]) -> Vec<String> {
+    expected
+        .iter()
+        .map(|(method, path, ct)| match (*method, ct.is_empty()) {
+            ("EVENT", _) => "EVENT".to_string(),
+            (_, true) => format!("{method} {path}"),
+            (_, false) => format!("{method} {path} {ct}"),
+        })
+        .collect()
+}
+
+fn normalise(log: &[Logged]) -> Vec<String> {
+    log.iter()
+        .map(|r| {
+            if r.path.starts_with(EVENTS) {
+                "EVENT".to_string()
+            } else {
+                r.line()
+            }
+        })
+        .collect()
+}
+
+/// A new app through ADD and to a deployed state; returns the world.
+async fn deployed() -> World {
+    let mut w = world();
+    assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Add)]);
+    w.handle(AppEvent::Add).await;
+    w.job_reports(
+        JOB1,
+        json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
+    );
+    w.handle(AppEvent::Reconcile).await;
+    w.watch_sees_app();
+    w
+}
+
+#[tokio::test]
+async fn add_builds_and_applies_every_child_at_zero_replicas() {
+    let w = world();
+    assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Add)]);
+    w.fake.take_log();
+    w.handler
+        .handle("test".into(), AppEvent::Add)
+        .await
+        .unwrap();
+    let log = w.fake.take_log();
+    let got = normalise(&log);
+    assert_eq!(
+        got,
+        lines(&[
+            ("PATCH", APP, "json-patch"),
+            ("POST", JOBS, ""),
+            ("PATCH", DBCOPY, "apply"),
+            ("GET", TLS_SOURCE, ""),
+            ("PATCH", TLS, "apply"),
+            ("PATCH", DB, "apply"),
+            ("PATCH", SERVICE, "apply"),
+            ("PATCH", DEPLOYMENT, "apply"),
+            ("PATCH", INGRESS, "apply"),
+            ("EVENT", "", ""),
+            ("PATCH", &format!("{APP}/status"), "apply"),
+        ])
+    );
+    // Field manager and force on every server-side apply.
+    for request in log
+        .iter()
+        .filter(|r| r.content_type == "application/apply-patch+yaml")
+    {
+        assert!(
+            request.query.contains("fieldManager=review-app-operator"),
+            "{}",
+            request.query
+        );
+        assert!(request.query.contains("force=true"), "{}", request.query);
+    }
+    // Body essentials.
+    let deployment = &log[7].body;
+    assert_eq!(deployment["spec"]["replicas"], 0);
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["uid"],
+        "5b1a6d0e-0000-4000-8000-000000000678"
+    );
+    assert_eq!(
+        log[1].body["metadata"]["name"],
+        "test-review-app-678--c8c9aa334a"
+    );
+    assert!(
+        log[0]
+            .body
+            .to_string()
+            .contains("reviewtron.k8s.revelry.co/teardown")
+    );
+    assert_eq!(log[9].body["reason"], "BuildStarted");
+    assert_eq!(
+        w.fake.get(TLS).unwrap()["data"]["tls.key"],
+        "a2V5",
+        "the TLS data was copied"
+    );
+    let status = w.status();
+    assert_eq!(
+        (status["appStatus"].as_str(), status["buildStatus"].as_str()),
+        (Some("building"), Some("building"))
+    );
+    assert_eq!(status["buildJobName"], "test-review-app-678--c8c9aa334a");
+}
+
+#[tokio::test]
+async fn modify_triggered_by_our_own_status_write_sends_nothing() {
+    let w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    // The watch echoes our finalizer and status writes: nothing to classify, nothing to send.
+    let events = w.watch_sees_app();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(w.handle(AppEvent::Modify).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn reconcile_while_building_writes_nothing() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    w.job_reports(JOB1, json!({"active": 1}));
+    let sent = w.handle(AppEvent::Reconcile).await;
+    assert_eq!(
+        sent,
+        lines(&[("GET", TLS_SOURCE, "")]),
+        "only the TLS source is read"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_after_success_deploys_the_built_image_at_one_replica() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    w.job_reports(
+        JOB1,
+        json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
+    );
+    w.fake.take_log();
+    w.handler
+        .handle("test".into(), AppEvent::Reconcile)
+        .await
+        .unwrap();
+    let log = w.fake.take_log();
+    assert_eq!(
+        normalise(&log),
+        lines(&[
+            ("GET", TLS_SOURCE, ""),
+            ("PATCH", DEPLOYMENT, "apply"),
+            ("EVENT", "", ""),
+            ("PATCH", &format!("{APP}/status"), "apply"),
+        ])
+    );
+    assert_eq!(log[1].body["spec"]["replicas"], 1);
+    assert_eq!(
+        log[1].body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "grossvogel/test-review-app-678:c8c9aa334a"
+    );
+    assert_eq!(log[2].body["reason"], "Deployed");
+    let status = w.status();
+    assert_eq!(
+        (status["appStatus"].as_str(), status["buildStatus"].as_str()),
+        (Some("deployed"), Some("success"))
+    );
+    assert_eq!(
+        status["deployedCommit"],
+        "c8c9aa334a76677aa0be4ec0ebb08484367f952d"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_after_failure_records_the_reason_and_touches_no_child() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    w.job_reports(
+        JOB1,
+        json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                            "message": "Job has reached the specified backoff limit"}]}),
+    );
+    w.fake.take_log();
+    w.handler
+        .handle("test".into(), AppEvent::Reconcile)
+        .await
+        .unwrap();
+    let log = w.fake.take_log();
+    assert_eq!(
+        normalise(&log),
+        lines(&[
+            ("GET", TLS_SOURCE, ""),
+            ("EVENT", "", ""),
+            ("PATCH", &format!("{APP}/status"), "apply")
+        ])
+    );
+    assert_eq!(log[1].body["type"], "Warning");
+    assert_eq!(log[1].body["reason"], "BuildFailed");
+    let status = w.status();
+    assert_eq!(status["buildStatus"], "error");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("BackoffLimitExceeded")
+    );
+}
+
+#[tokio::test]
+async fn reconcile_with_a_vanished_job_starts_it_again() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    w.job_vanishes(JOB1);
+    let mut sent = w.handle(AppEvent::Reconcile).await;
+    // The status changes only if the clock moved to another second since the ADD.
+    if sent.last() == Some(&format!("PATCH {APP}/status apply")) {
+        sent.pop();
+    }
+    assert_eq!(
+        sent,
+        lines(&[
+            ("POST", JOBS, ""),
+            ("GET", TLS_SOURCE, ""),
+            ("EVENT", "", "")
+        ])
+    );
+    assert!(w.fake.get(JOB1).is_some());
+}
+
+#[tokio::test]
+async fn modify_with_a_new_commit_builds_while_the_old_version_serves() {
+    let w = deployed().await;
+    w.edit_app(|app| app["spec"]["commitHash"] = json!("5ce6e4a15e2a09fe113aba79263104835bd676c2"));
+    assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Modify)]);
+    w.fake.take_log();
+    w.handler
+        .handle("test".into(), AppEvent::Modify)
+        .await
+        .unwrap();
+    let log = w.fake.take_log();
+    assert_eq!(
+        normalise(&log),
+        lines(&[
+            ("DELETE", JOB1, ""),
+            ("POST", JOBS, ""),
+            ("GET", TLS_SOURCE, ""),
+            ("EVENT", "", ""),
+            ("PATCH", &format!("{APP}/status"), "apply"),
+        ]),
+        "the Deployment keeps the old image (unchanged: not re-applied); nothing else to prune"
+    );
+    assert_eq!(log[0].body["propagationPolicy"], "Background");
+    assert_eq!(
+        log[1].body["metadata"]["name"],
+        "test-review-app-678--5ce6e4a15e"
+    );
+    let deployment = w.fake.get(DEPLOYMENT).unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "grossvogel/test-review-app-678:c8c9aa334a"
+    );
+    let status = w.status();
+    assert_eq!(
+        (status["appStatus"].as_str(), status["buildStatus"].as_str()),
+        (Some("deployed"), Some("building"))
+    );
+}
+
+#[tokio::test]
+async fn a_config_change_reapplies_changed_children_and_prunes() {
+    let w = deployed().await;
+    w.edit_app(|app| {
+        app["spec"]["config"]["applicationPort"] = json!(8080);
+        app["spec"]["config"]["database"] = Value::Null;
+    });
+    w.watch_sees_app();
+    let sent = w.handle(AppEvent::Modify).await;
+    assert_eq!(
+        sent,
+        lines(&[
+            ("GET", TLS_SOURCE, ""),
+            ("PATCH", SERVICE, "apply"),
+            ("PATCH", DEPLOYMENT, "apply"),
+            ("DELETE", DB, ""),
+            ("DELETE", DBCOPY, ""),
+            ("PATCH", &format!("{APP}/status"), "apply"),
+        ]),
+        "no build; the unchanged Ingress and TLS copy are not re-applied; the database goes"
+    );
+    assert!(w.fake.get(CNPG).is_none());
+}
+
+#[tokio::test]
+async fn a_child_deleted_by_hand_is_reapplied_on_the_next_tick() {
+    let w = deployed().await;
+    w.fake.remove(SERVICE);
+    let sent = w.handle(AppEvent::Reconcile).await;
+    assert_eq!(
+        sent,
+        lines(&[("GET", TLS_SOURCE, ""), ("PATCH", SERVICE, "apply")])
+    );
+}
+
+#[tokio::test]
+async fn delete_tears_down_every_child_then_releases_the_finalizer() {
+    let w = deployed().await;
+    w.edit_app(|app| app["metadata"]["deletionTimestamp"] = json!("2026-11-24T06:00:00Z"));
+    assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Delete)]);
+    w.fake.take_log();
+    w.handler
+        .handle("test".into(), AppEvent::Delete)
+        .await
+        .unwrap();
+    let log = w.fake.take_log();
+    assert_eq!(
+        normalise(&log),
+        lines(&[
+            ("EVENT", "", ""),
+            ("DELETE", JOB1, ""),
+            ("DELETE", INGRESS, ""),
+            ("DELETE", DEPLOYMENT, ""),
+            ("DELETE", SERVICE, ""),
+            ("DELETE", DB, ""),
+            ("DELETE", TLS, ""),
+            ("DELETE", DBCOPY, ""),
+            ("PATCH", APP, "json-patch"),
+        ]),
+        "absent kinds (the CNPG Cluster) are not even asked for"
+    );
+    for delete in log.iter().filter(|r| r.method == "DELETE") {
+        assert_eq!(
+            delete.body["propagationPolicy"], "Background",
+            "{}",
+            delete.path
+        );
+    }
+    let app = w.fake.get(APP).unwrap();
+    assert!(
+        app["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty()),
+        "{app}"
+    );
+    let leftovers: Vec<String> = w
+        .fake
+        .paths()
+        .into_iter()
+        .filter(|p| p.contains("test-review-app-678"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_failing_api_call_is_reported_in_the_status_and_returned() {
+    let w = world();
+    w.watch_sees_app();
+    // The TLS source is missing: the plan stops there.
+    w.fake.remove(TLS_SOURCE);
+    let err = w
+        .handler
+        .handle("test".into(), AppEvent::Add)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("star-review-local-tls"), "{err}");
+    let status = w.status();
+    let failed = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ReconcileFailed")
+        .unwrap();
+    assert_eq!(failed["status"], "True");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("star-review-local-tls")
+    );
+}

@@ -1,0 +1,156 @@
+//! The applied-manifest memory: per child, a hash of the manifest last applied successfully and
+//! the resourceVersions around that apply, so that an apply whose desired state already holds
+//! is skipped.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
+
+use reviewapp_resources::ChildRef;
+use serde_json::Value;
+
+use crate::Lookup;
+
+/// What was last applied to one child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Applied {
+    /// Hash of the manifest JSON.
+    hash: u64,
+    /// resourceVersion the server returned for the apply.
+    returned: Option<String>,
+    /// resourceVersion the live index reported just before the apply (a watch cache that has
+    /// not seen our own write yet still reports it).
+    seen: Option<String>,
+}
+
+/// Per-child memory of successful applies. Shared by every app's handler; only the handler of
+/// a child's app touches its entry, so a plain mutex suffices.
+#[derive(Debug, Default)]
+pub(crate) struct AppliedMemory {
+    entries: Mutex<HashMap<ChildRef, Applied>>,
+}
+
+/// Hash of a manifest (its compact JSON), stable within one process.
+pub(crate) fn manifest_hash(object: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    object.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The resourceVersion a lookup reports, if the object is present.
+pub(crate) fn live_version(lookup: &Lookup) -> Option<String> {
+    match lookup {
+        Lookup::Present { resource_version } => Some(resource_version.clone()),
+        Lookup::Absent | Lookup::Unknown => None,
+    }
+}
+
+impl AppliedMemory {
+    /// Does applying a manifest with `hash` to `child` change nothing? True when the same
+    /// manifest was applied last and the object is still what that apply left: present with
+    /// the returned (or the pre-apply) resourceVersion, or of a kind nobody watches.
+    pub(crate) fn holds(&self, child: &ChildRef, hash: u64, lookup: &Lookup) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(applied) = entries.get(child) else {
+            return false;
+        };
+        if applied.hash != hash {
+            return false;
+        }
+        match lookup {
+            Lookup::Present { resource_version } => {
+                applied.returned.as_deref() == Some(resource_version.as_str())
+                    || applied.seen.as_deref() == Some(resource_version.as_str())
+            }
+            Lookup::Absent => false,
+            Lookup::Unknown => true,
+        }
+    }
+
+    /// Records a successful apply.
+    pub(crate) fn remember(
+        &self,
+        child: &ChildRef,
+        hash: u64,
+        returned: Option<String>,
+        seen: Option<String>,
+    ) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.insert(
+            child.clone(),
+            Applied {
+                hash,
+                returned,
+                seen,
+            },
+        );
+    }
+
+    /// Forgets `child` (deleted, or an apply of it failed).
+    pub(crate) fn forget(&self, child: &ChildRef) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.remove(child);
+    }
+
+    /// Number of remembered children.
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reviewapp_resources::ChildKind;
+    use serde_json::json;
+
+    use super::*;
+
+    fn present(rv: &str) -> Lookup {
+        Lookup::Present {
+            resource_version: rv.into(),
+        }
+    }
+
+    #[test]
+    fn skip_rule() {
+        let memory = AppliedMemory::default();
+        let child = ChildRef::new(ChildKind::Service, "ns", "app");
+        let hash = manifest_hash(&json!({"a": 1}));
+        let other = manifest_hash(&json!({"a": 2}));
+        // Nothing remembered: always apply.
+        for lookup in [present("1"), Lookup::Absent, Lookup::Unknown] {
+            assert!(!memory.holds(&child, hash, &lookup));
+        }
+        memory.remember(&child, hash, Some("7".into()), Some("5".into()));
+        assert!(memory.holds(&child, hash, &present("7")));
+        assert!(memory.holds(&child, hash, &present("5")), "cache lagging");
+        assert!(memory.holds(&child, hash, &Lookup::Unknown));
+        assert!(
+            !memory.holds(&child, hash, &present("8")),
+            "changed by someone"
+        );
+        assert!(
+            !memory.holds(&child, hash, &Lookup::Absent),
+            "deleted: drift"
+        );
+        assert!(
+            !memory.holds(&child, other, &present("7")),
+            "manifest changed"
+        );
+        memory.forget(&child);
+        assert!(!memory.holds(&child, hash, &present("7")));
+        assert_eq!(memory.len(), 0);
+    }
+
+    #[test]
+    fn first_apply_of_an_absent_object_remembers_no_previous_version() {
+        let memory = AppliedMemory::default();
+        let child = ChildRef::new(ChildKind::Service, "ns", "app");
+        memory.remember(&child, 1, Some("3".into()), live_version(&Lookup::Absent));
+        assert!(memory.holds(&child, 1, &present("3")));
+        assert!(!memory.holds(&child, 1, &present("")));
+    }
+}

@@ -1,0 +1,260 @@
+//! [`EffectsError`]: what failed, on which object, and why, in words fit for a status condition
+//! or an Event. Messages never contain Secret values.
+
+use std::fmt;
+
+use reviewapp_resources::ChildRef;
+
+/// The kind of request that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verb {
+    /// Server-side apply (`PATCH` with `application/apply-patch+yaml`).
+    Apply,
+    /// `POST` of a new object (the build Job).
+    Create,
+    /// `GET` of an object (the TLS source Secret).
+    Get,
+    /// `DELETE` with Background propagation.
+    Delete,
+    /// JSON patch of the `ReviewApp`'s finalizers.
+    Patch,
+    /// Server-side apply of the `ReviewApp`'s `/status` subresource.
+    Status,
+    /// Publication of a Kubernetes Event.
+    Event,
+}
+
+impl Verb {
+    /// Short label for metrics: `apply`, `create`, `get`, `delete`, `patch`, `status`, `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Apply => "apply",
+            Verb::Create => "create",
+            Verb::Get => "get",
+            Verb::Delete => "delete",
+            Verb::Patch => "patch",
+            Verb::Status => "status",
+            Verb::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verb::Apply => "server-side apply",
+            Verb::Create => "create",
+            Verb::Get => "read",
+            Verb::Delete => "delete",
+            Verb::Patch => "finalizer patch",
+            Verb::Status => "status write",
+            Verb::Event => "event publication",
+        })
+    }
+}
+
+/// An object named in an error: kind, namespace (none for cluster-scoped objects) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectId {
+    /// `kind`, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespace, `None` for a cluster-scoped object.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectId {
+    /// A namespaced object.
+    pub fn namespaced(kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: Some(namespace.to_string()),
+            name: name.to_string(),
+        }
+    }
+
+    /// A cluster-scoped object.
+    pub fn cluster(kind: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: None,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl From<&ChildRef> for ObjectId {
+    fn from(child: &ChildRef) -> Self {
+        Self::namespaced(child.kind.kind(), &child.namespace, &child.name)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {}/{}", self.kind, namespace, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Why executing a plan (or writing a status) failed. The caller retries the whole event later.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectsError {
+    /// The API server answered with an error status (after any retries).
+    #[error("{verb} of {object} failed: {}", describe_status(*status, message))]
+    Api {
+        /// What was attempted.
+        verb: Verb,
+        /// On what.
+        object: ObjectId,
+        /// HTTP status code (`403`, `422`, ...).
+        status: u16,
+        /// The server's message (Secret values redacted).
+        message: String,
+    },
+    /// The request could not be sent or no response arrived (connection error, timeout), after
+    /// any retries.
+    #[error("{verb} of {object} failed: {source}")]
+    Transport {
+        /// What was attempted.
+        verb: Verb,
+        /// On what.
+        object: ObjectId,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Secret a `CopySecret` action copies from does not exist.
+    #[error("source Secret {namespace}/{name} not found (it is copied into the app's namespace)")]
+    MissingSource {
+        /// Namespace of the source Secret.
+        namespace: String,
+        /// Name of the source Secret.
+        name: String,
+    },
+    /// The object changed between reading and patching it (a failed JSON-patch `test`).
+    #[error("{object} changed while its finalizers were being updated; retry with a fresh copy")]
+    Conflict {
+        /// The object that changed.
+        object: ObjectId,
+    },
+    /// A request or response body could not be (de)serialised.
+    #[error("cannot serialise {object}: {message}")]
+    Serialize {
+        /// The object concerned.
+        object: ObjectId,
+        /// What went wrong (never includes object content).
+        message: String,
+    },
+}
+
+impl EffectsError {
+    /// The HTTP status of an [`EffectsError::Api`] error (`404` for a missing source Secret,
+    /// `409` for a conflict).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            EffectsError::Api { status, .. } => Some(*status),
+            EffectsError::MissingSource { .. } => Some(404),
+            EffectsError::Conflict { .. } => Some(409),
+            EffectsError::Transport { .. } | EffectsError::Serialize { .. } => None,
+        }
+    }
+
+    /// The object the failure concerns.
+    pub fn object(&self) -> ObjectId {
+        match self {
+            EffectsError::Api { object, .. }
+            | EffectsError::Transport { object, .. }
+            | EffectsError::Conflict { object }
+            | EffectsError::Serialize { object, .. } => object.clone(),
+            EffectsError::MissingSource { namespace, name } => {
+                ObjectId::namespaced("Secret", namespace, name)
+            }
+        }
+    }
+}
+
+/// `403 Forbidden: message`.
+fn describe_status(status: u16, message: &str) -> String {
+    let text = status_text(status);
+    match (text.is_empty(), message.is_empty()) {
+        (true, true) => status.to_string(),
+        (true, false) => format!("{status}: {message}"),
+        (false, true) => format!("{status} {text}"),
+        (false, false) => format!("{status} {text}: {message}"),
+    }
+}
+
+/// Canonical reason phrase of the HTTP statuses the API server returns.
+pub(crate) fn status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// Removes every occurrence of `secrets` from `message`.
+pub(crate) fn redact(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_string();
+    for secret in secrets {
+        if !secret.is_empty() && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "<redacted>");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_names_verb_object_and_status() {
+        let e = EffectsError::Api {
+            verb: Verb::Apply,
+            object: ObjectId::namespaced("Deployment", "ns", "app"),
+            status: 403,
+            message: "denied".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "server-side apply of Deployment ns/app failed: 403 Forbidden: denied"
+        );
+        let e = EffectsError::Api {
+            verb: Verb::Patch,
+            object: ObjectId::cluster("ReviewApp", "test"),
+            status: 599,
+            message: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "finalizer patch of ReviewApp test failed: 599"
+        );
+    }
+
+    #[test]
+    fn redact_replaces_every_occurrence() {
+        let secrets = vec!["hunter22".to_string(), String::new()];
+        assert_eq!(
+            redact("bad hunter22 and hunter22", &secrets),
+            "bad <redacted> and <redacted>"
+        );
+    }
+}

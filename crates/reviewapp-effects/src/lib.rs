@@ -1,0 +1,73 @@
+//! Executes a rendered [`Plan`](reviewapp_resources::Plan) against the Kubernetes API.
+//!
+//! Server-side apply of every child (one field manager, `force`), create-or-adopt of build Jobs,
+//! deletes with `propagationPolicy: Background` (404 is done), the `ReviewApp` status through the
+//! `/status` subresource only, the finalizer through JSON patches, and Kubernetes Events through
+//! one shared `events.k8s.io/v1` recorder. Transient failures (409, 429, 5xx, timeouts) are
+//! retried with jittered exponential backoff. Nothing is written when the desired state already
+//! holds: the caller's [`LiveIndex`] says what exists, and applied manifests are remembered.
+
+use std::sync::Arc;
+
+use reviewapp_resources::ChildRef;
+
+mod applied;
+mod error;
+mod executor;
+mod finalizer;
+mod retry;
+mod status;
+
+pub use error::{EffectsError, ObjectId, Verb};
+pub use executor::{Effects, Report};
+pub use retry::RetryPolicy;
+
+/// What the daemon's watch caches know about one child object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The object exists with this `metadata.resourceVersion`.
+    Present {
+        /// Its current resourceVersion.
+        resource_version: String,
+    },
+    /// The object does not exist (its kind is watched and the cache is synced).
+    Absent,
+    /// Nothing is known (the kind is not watched, say a database CRD that is not installed).
+    Unknown,
+}
+
+/// Read access to the daemon's caches of child objects.
+pub trait LiveIndex: Send + Sync {
+    /// What is known about `child`.
+    fn lookup(&self, child: &ChildRef) -> Lookup;
+}
+
+/// An index that knows nothing: every lookup is [`Lookup::Unknown`], so every action is sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoIndex;
+
+impl LiveIndex for NoIndex {
+    fn lookup(&self, _: &ChildRef) -> Lookup {
+        Lookup::Unknown
+    }
+}
+
+/// Receives one call per API request the effects layer sends (for metrics).
+pub trait ApiObserver: Send + Sync {
+    /// Called once per attempt (retries included). `verb` is `apply`, `create`, `delete`, `get`,
+    /// `patch` (finalizers), `status` or `event` (see [`Verb::as_str`]); `kind` the object's kind;
+    /// `code` the HTTP status, or `None` when no response arrived (timeout, connection error).
+    /// kube does not expose the status of a success: 201 is reported for a create, 200 otherwise.
+    fn request(&self, verb: &'static str, kind: &str, code: Option<u16>);
+}
+
+/// An observer that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoObserver;
+
+impl ApiObserver for NoObserver {
+    fn request(&self, _: &'static str, _: &str, _: Option<u16>) {}
+}
+
+/// Shared handle to an observer.
+pub type Observer = Arc<dyn ApiObserver>;

@@ -1,0 +1,130 @@
+//! What a build Job's status says, as a [`BuildObservation`]. Pure.
+//!
+//! The original operator only knew `succeeded == 1` and `failed > backoffLimit` (SEED-SPEC §9.9);
+//! here the Job's conditions decide first (`Complete`, `SuccessCriteriaMet`, `Failed`,
+//! `FailureTarget`, with `DeadlineExceeded` and `BackoffLimitExceeded` reasons), then the counters.
+
+use k8s_openapi::api::batch::v1::Job;
+
+use crate::BuildObservation;
+
+/// Classifies a build Job. `None` (no such Job) is [`BuildObservation::Missing`].
+pub fn observe_job(job: Option<&Job>) -> BuildObservation {
+    let Some(job) = job else {
+        return BuildObservation::Missing;
+    };
+    let status = job.status.as_ref();
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let is_true = |type_: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == "True")
+    };
+    if is_true("Complete")
+        .or_else(|| is_true("SuccessCriteriaMet"))
+        .is_some()
+    {
+        return BuildObservation::Succeeded;
+    }
+    if let Some(failed) = is_true("Failed").or_else(|| is_true("FailureTarget")) {
+        return BuildObservation::Failed {
+            reason: failed
+                .reason
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "Failed".into()),
+            message: failed.message.clone().unwrap_or_default(),
+        };
+    }
+    let succeeded = status.and_then(|s| s.succeeded).unwrap_or(0);
+    let completions = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+    if succeeded >= completions.max(1) {
+        return BuildObservation::Succeeded;
+    }
+    let failed = status.and_then(|s| s.failed).unwrap_or(0);
+    let backoff_limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
+    if failed > backoff_limit {
+        return BuildObservation::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: format!("{failed} failed pods, backoffLimit {backoff_limit}"),
+        };
+    }
+    BuildObservation::Running
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(yaml: &str) -> Job {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn absent_job_is_missing() {
+        assert_eq!(observe_job(None), BuildObservation::Missing);
+    }
+
+    #[test]
+    fn a_fresh_job_is_running() {
+        let j = job(
+            "metadata: {name: b}\nspec: {backoffLimit: 1, template: {}}\nstatus: {active: 1}\n",
+        );
+        assert_eq!(observe_job(Some(&j)), BuildObservation::Running);
+        let j = job(
+            "metadata: {name: b}\nspec: {backoffLimit: 3, template: {}}\nstatus: {failed: 3}\n",
+        );
+        assert_eq!(
+            observe_job(Some(&j)),
+            BuildObservation::Running,
+            "retries left"
+        );
+    }
+
+    #[test]
+    fn complete_condition_is_success() {
+        let j = job(
+            "metadata: {name: b}\nspec: {template: {}}\nstatus:\n  conditions:\n  - {type: Complete, status: 'True'}\n",
+        );
+        assert_eq!(observe_job(Some(&j)), BuildObservation::Succeeded);
+        let j = job(
+            "metadata: {name: b}\nspec: {template: {}}\nstatus:\n  conditions:\n  - {type: Complete, status: 'False'}\n",
+        );
+        assert_eq!(observe_job(Some(&j)), BuildObservation::Running);
+    }
+
+    #[test]
+    fn failed_condition_carries_reason_and_message() {
+        let j = job(
+            "metadata: {name: b}\nspec: {template: {}}\nstatus:\n  conditions:\n  - {type: Failed, status: 'True', \
+             reason: DeadlineExceeded, message: Job was active longer than specified deadline}\n",
+        );
+        assert_eq!(
+            observe_job(Some(&j)),
+            BuildObservation::Failed {
+                reason: "DeadlineExceeded".into(),
+                message: "Job was active longer than specified deadline".into()
+            }
+        );
+        let j = job(
+            "metadata: {name: b}\nspec: {template: {}}\nstatus:\n  conditions:\n  - {type: FailureTarget, status: 'True', reason: BackoffLimitExceeded}\n",
+        );
+        assert!(
+            matches!(observe_job(Some(&j)), BuildObservation::Failed { reason, .. } if reason == "BackoffLimitExceeded")
+        );
+    }
+
+    #[test]
+    fn counters_decide_without_conditions() {
+        let j = job("metadata: {name: b}\nspec: {template: {}}\nstatus: {succeeded: 1}\n");
+        assert_eq!(observe_job(Some(&j)), BuildObservation::Succeeded);
+        let j = job(
+            "metadata: {name: b}\nspec: {backoffLimit: 1, template: {}}\nstatus: {failed: 2}\n",
+        );
+        assert!(
+            matches!(observe_job(Some(&j)), BuildObservation::Failed { reason, .. } if reason == "BackoffLimitExceeded")
+        );
+    }
+}
