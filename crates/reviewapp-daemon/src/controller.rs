@@ -16,6 +16,7 @@ use reviewapp_effects::Effects;
 use reviewapp_resources::ChildKind;
 use reviewapp_state::AppEvent;
 
+use crate::classify::Classified;
 use crate::handler::AppHandler;
 use crate::health::Readiness;
 use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_kind};
@@ -168,8 +169,13 @@ impl Controller {
                     }
                 };
                 let synced = matches!(event, Event::InitDone);
-                for (name, event) in handler.observe(event) {
-                    scheduler.submit(name, event);
+                for item in handler.observe_all(event) {
+                    match item {
+                        Classified::App { name, event, .. } => scheduler.submit(name, event),
+                        Classified::Malformed { name, error } => {
+                            handler.report_malformed(&name, &error).await
+                        }
+                    }
                 }
                 if synced {
                     apps_ready.set(true);

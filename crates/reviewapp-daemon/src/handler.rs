@@ -10,10 +10,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use reviewapp_api::{BuildStatus, OperatorConfig, ReviewApp, ReviewAppStatus};
+use reviewapp_api::{BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus};
 use reviewapp_effects::{Effects, LiveIndex};
 use reviewapp_resources::render;
-use reviewapp_state::{AppEvent, Intent, observe_job, transition};
+use reviewapp_state::{AppEvent, EventKind, EventNote, Intent, observe_job, transition};
 
 use crate::classify::{Classified, Classifier};
 use crate::metrics::{AppStatusLabel, Metrics, TransitionLabels};
@@ -71,31 +71,45 @@ impl AppHandler {
     }
 
     /// Classifies one `ReviewApp` watch event and returns the app events to schedule. Malformed
-    /// objects are counted and logged here, and left alone.
+    /// objects are counted, logged and left alone (see [`AppHandler::report_malformed`]).
     pub fn observe(
         &self,
         event: watcher::Event<DeserializeGuard<ReviewApp>>,
     ) -> Vec<(String, AppEvent)> {
+        self.observe_all(event)
+            .into_iter()
+            .filter_map(|item| match item {
+                Classified::App { name, event, .. } => Some((name, event)),
+                Classified::Malformed { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Like [`AppHandler::observe`], keeping the malformed objects (for a Warning Event).
+    pub fn observe_all(
+        &self,
+        event: watcher::Event<DeserializeGuard<ReviewApp>>,
+    ) -> Vec<Classified> {
         let classified = self
             .classifier
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .classify(event);
-        let mut out = Vec::new();
-        for item in classified {
+        for item in &classified {
             match item {
                 Classified::App {
                     name,
                     event,
                     object,
                 } => {
-                    if event == AppEvent::Delete {
+                    if *event == AppEvent::Delete && object.metadata.deletion_timestamp.is_none() {
+                        // Gone from the API (a watch delete, a relist, a new uid): keep the last
+                        // object for its teardown.
                         self.tombstones
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(name.clone(), object);
+                            .insert(name.clone(), object.clone());
                     }
-                    out.push((name, event));
                 }
                 Classified::Malformed { name, error } => {
                     self.metrics.malformed.inc();
@@ -103,7 +117,19 @@ impl AppHandler {
                 }
             }
         }
-        out
+        classified
+    }
+
+    /// Records a Warning Event on a `ReviewApp` that does not deserialize, naming the error.
+    pub async fn report_malformed(&self, name: &str, error: &str) {
+        let stub = ReviewApp::new(name, Default::default());
+        let note = EventNote {
+            kind: EventKind::Warning,
+            reason: "Malformed",
+            action: "Validate",
+            note: format!("the ReviewApp cannot be read, so the operator leaves it alone: {error}"),
+        };
+        self.effects.record(&stub, &note).await;
     }
 
     /// Names of every known app (for the RECONCILE tick).
@@ -114,21 +140,35 @@ impl AppHandler {
             .names()
     }
 
+    /// The object to handle. For a DELETE of an object already gone from the API, its last
+    /// known state with the finalizers cleared (they went with it: a finalizer patch by name
+    /// could hit a new object of the same name), or `None` when our teardown already ran (our
+    /// finalizer was gone and we had handled the app).
     fn latest(&self, name: &str, event: AppEvent) -> Option<Arc<ReviewApp>> {
-        let tombstone = if event == AppEvent::Delete {
-            self.tombstones
+        if event == AppEvent::Delete
+            && let Some(gone) = self
+                .tombstones
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(name)
-        } else {
-            None
-        };
-        tombstone.or_else(|| {
-            self.classifier
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .last_known(name)
-        })
+        {
+            let had_ours = gone
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == FINALIZER);
+            if !had_ours && gone.status.is_some() {
+                return None;
+            }
+            let mut gone = (*gone).clone();
+            gone.metadata.finalizers = None;
+            return Some(Arc::new(gone));
+        }
+        self.classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_known(name)
     }
 
     /// Handles one event for one app: observe its build Job, transition, render, execute, write

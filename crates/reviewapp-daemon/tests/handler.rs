@@ -505,3 +505,48 @@ async fn a_failing_api_call_is_reported_in_the_status_and_returned() {
             .contains("star-review-local-tls")
     );
 }
+
+#[tokio::test]
+async fn an_app_deleted_while_the_watch_was_away_is_torn_down_without_a_finalizer_patch() {
+    let w = deployed().await;
+    // A relist no longer shows the app (someone removed the finalizer and deleted it meanwhile).
+    let gone: ReviewApp = serde_json::from_value(w.fake.remove(APP).unwrap()).unwrap();
+    w.handler.observe(Event::Init);
+    assert_eq!(
+        w.handler.observe(Event::InitDone),
+        [("test".to_string(), AppEvent::Delete)]
+    );
+    assert!(gone.metadata.finalizers.is_some());
+    let sent = w.handle(AppEvent::Delete).await;
+    assert!(
+        sent.iter().any(|l| l == &format!("DELETE {DEPLOYMENT}")),
+        "{sent:?}"
+    );
+    assert!(
+        !sent.iter().any(|l| l.contains("reviewapps/test")),
+        "no patch of a gone object: {sent:?}"
+    );
+    // A second DELETE for the same app (the watch's own delete event) finds nothing to do.
+    assert_eq!(w.handle(AppEvent::Delete).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_malformed_app_gets_a_warning_event() {
+    let w = world();
+    let guard: DeserializeGuard<ReviewApp> = serde_json::from_value(json!({
+        "apiVersion": "reviewtron.k8s.revelry.co/v1", "kind": "ReviewApp",
+        "metadata": {"name": "broken", "uid": "u-1", "resourceVersion": "7"},
+        "spec": {"config": {"applicationPort": "not a number"}}
+    }))
+    .unwrap();
+    let classified = w.handler.observe_all(Event::Apply(guard));
+    let [reviewapp_daemon::Classified::Malformed { name, error }] = classified.as_slice() else {
+        panic!("{classified:?}");
+    };
+    w.fake.take_log();
+    w.handler.report_malformed(name, error).await;
+    let log = w.fake.take_log();
+    assert_eq!(normalise(&log), ["EVENT"]);
+    assert_eq!(log[0].body["type"], "Warning");
+    assert_eq!(log[0].body["regarding"]["name"], "broken");
+}

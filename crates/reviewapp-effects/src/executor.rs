@@ -334,6 +334,13 @@ impl Effects {
         Ok(Outcome::Wrote)
     }
 
+    /// Records a Kubernetes Event on `app` through the shared recorder, outside any plan (for
+    /// example on an object that does not deserialize). Returns whether it was recorded; a
+    /// failure is logged, never returned.
+    pub async fn record(&self, app: &ReviewApp, note: &EventNote) -> bool {
+        matches!(self.event(app, note).await, Outcome::Wrote)
+    }
+
     /// Records `note` on `app`. A failure is logged and counted, never returned.
     async fn event(&self, app: &ReviewApp, note: &EventNote) -> Outcome {
         let reference = app.object_ref(&());
