@@ -80,6 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
             controller_name: "review-app-operator".into(),
             instance: Some(identity),
+            listener: None,
         };
         tracing::info!(
             build_namespace = %config.build_namespace,

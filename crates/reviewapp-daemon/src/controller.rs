@@ -47,16 +47,14 @@ impl Controller {
         effects: Effects,
         metrics: Arc<Metrics>,
         concurrency: usize,
+        listener: Option<crate::handler::Listener>,
     ) -> (Self, reflector::store::Writer<Job>) {
         let (jobs, writer) = reflector::store::<Job>();
         let live = Arc::new(LiveObjects::new());
-        let handler = Arc::new(AppHandler::new(
-            config,
-            effects,
-            metrics.clone(),
-            jobs.clone(),
-            live.clone(),
-        ));
+        let handler = Arc::new(
+            AppHandler::new(config, effects, metrics.clone(), jobs.clone(), live.clone())
+                .with_listener(listener),
+        );
         let task_handler = handler.clone();
         let scheduler = Scheduler::new(
             concurrency,

@@ -32,6 +32,37 @@ pub enum HandleError {
     Effects(#[from] reviewapp_effects::EffectsError),
 }
 
+/// What handling one event did: for the demo's timeline, benchmarks and tests.
+#[derive(Clone, Debug)]
+pub struct Handled {
+    /// The `ReviewApp`'s name.
+    pub app: String,
+    /// The event as handled (a MODIFY of an object being deleted is handled as DELETE).
+    pub event: AppEvent,
+    /// `appStatus/buildStatus` before.
+    pub from: String,
+    /// `appStatus/buildStatus` after.
+    pub to: String,
+    /// What was written, in order (`apply Deployment ns/name`, `write status`, ...).
+    pub written: Vec<String>,
+    /// Actions skipped because the desired state already held.
+    pub skipped: u32,
+    /// Why it failed, if it did (the event is retried).
+    pub error: Option<String>,
+    /// Time to handle it.
+    pub elapsed: std::time::Duration,
+}
+
+/// Receives a [`Handled`] for every event handled.
+#[derive(Clone)]
+pub struct Listener(pub Arc<dyn Fn(&Handled) + Send + Sync>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
+}
+
 /// Handles every app's events: what the watch saw, the build Jobs, what exists, and the effects.
 /// One per daemon, shared by every handler task.
 pub struct AppHandler {
@@ -43,6 +74,7 @@ pub struct AppHandler {
     jobs: Store<Job>,
     live: Arc<dyn LiveIndex>,
     metrics: Arc<Metrics>,
+    listener: Option<Listener>,
 }
 
 impl AppHandler {
@@ -62,7 +94,14 @@ impl AppHandler {
             jobs,
             live,
             metrics,
+            listener: None,
         }
+    }
+
+    /// Reports every handled event to `listener`.
+    pub fn with_listener(mut self, listener: Option<Listener>) -> Self {
+        self.listener = listener;
+        self
     }
 
     /// The operator configuration.
@@ -193,7 +232,24 @@ impl AppHandler {
             });
         let observation = observe_job(job.as_deref());
         let t = transition(&app, event, &observation, &self.config, Timestamp::now());
-        let result = self.execute(&app, event, &t).await;
+        let outcome = self.execute(&app, event, &t).await;
+        if let Some(listener) = &self.listener {
+            let (written, skipped) = match &outcome {
+                Ok((written, skipped)) => (written.clone(), *skipped),
+                Err(_) => (Vec::new(), 0),
+            };
+            listener.0(&Handled {
+                app: name.clone(),
+                event,
+                from: summary(app.status.as_ref()),
+                to: summary(Some(&t.status)),
+                written,
+                skipped,
+                error: outcome.as_ref().err().map(ToString::to_string),
+                elapsed: started.elapsed(),
+            });
+        }
+        let result = outcome.map(|_| ());
         let label = Metrics::event_label(event);
         self.metrics.events.get_or_create(&label).inc();
         self.metrics
@@ -218,9 +274,9 @@ impl AppHandler {
         app: &ReviewApp,
         event: AppEvent,
         t: &reviewapp_state::Transition,
-    ) -> Result<(), HandleError> {
+    ) -> Result<(Vec<String>, u32), HandleError> {
         let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
-        let report = self.effects.execute(app, &plan, self.live.as_ref()).await?;
+        let mut report = self.effects.execute(app, &plan, self.live.as_ref()).await?;
         self.metrics
             .writes_skipped
             .inc_by(u64::from(report.skipped));
@@ -232,8 +288,9 @@ impl AppHandler {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .record_write(written);
+            report.written.push("write status".to_string());
         }
-        Ok(())
+        Ok((report.written, report.skipped))
     }
 
     fn record_status_change(

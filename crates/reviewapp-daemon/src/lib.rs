@@ -23,7 +23,7 @@ use reviewapp_api::OperatorConfig;
 use reviewapp_effects::Effects;
 
 pub use classify::{Classified, Classifier};
-pub use handler::{AppHandler, CONDITION_RECONCILE_FAILED, HandleError};
+pub use handler::{AppHandler, CONDITION_RECONCILE_FAILED, HandleError, Handled, Listener};
 pub use health::Readiness;
 pub use leader::LeaderOptions;
 pub use metrics::Metrics;
@@ -44,6 +44,8 @@ pub struct DaemonOptions {
     pub controller_name: String,
     /// `reportingInstance` of Events (the pod name).
     pub instance: Option<String>,
+    /// Told about every handled event (the demo's timeline, benchmarks).
+    pub listener: Option<Listener>,
 }
 
 /// Why the daemon stopped.
@@ -135,8 +137,13 @@ async fn run_leader(
         instance: options.instance.clone(),
     };
     let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone());
-    let (controller, jobs_writer) =
-        controller::Controller::new(config, effects, metrics, options.concurrency);
+    let (controller, jobs_writer) = controller::Controller::new(
+        config,
+        effects,
+        metrics,
+        options.concurrency,
+        options.listener.clone(),
+    );
     let lost = async {
         match election.as_mut() {
             Some(election) => election.lost().await,

@@ -550,3 +550,63 @@ async fn a_malformed_app_gets_a_warning_event() {
     assert_eq!(log[0].body["type"], "Warning");
     assert_eq!(log[0].body["regarding"]["name"], "broken");
 }
+
+#[tokio::test]
+async fn the_listener_sees_event_transition_and_writes() {
+    let (client, fake) = FakeApi::client();
+    let config = Arc::new(config());
+    let metrics = Arc::new(Metrics::new());
+    let reporter = Reporter {
+        controller: "review-app-operator".into(),
+        instance: None,
+    };
+    let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
+        .with_retry(RetryPolicy::immediate(1));
+    let (store, _jobs) = reflector::store::<Job>();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = reviewapp_daemon::Listener(Arc::new(move |h: &reviewapp_daemon::Handled| {
+        sink.lock().unwrap().push(h.clone());
+    }));
+    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
+        .with_listener(Some(listener));
+    let w = World {
+        fake,
+        handler,
+        jobs: reflector::store::<Job>().1,
+    };
+    let mut app: Value =
+        serde_yaml::from_str(include_str!("../../../dev/samples/reviewapp.yaml")).unwrap();
+    app["metadata"] = json!({"name": "test", "uid": "u-1", "generation": 1});
+    app.as_object_mut().unwrap().remove("status");
+    w.fake.put(TLS_SOURCE, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "star-review-local-tls", "namespace": "default"}}));
+    w.fake.put(APP, app);
+    w.watch_sees_app();
+    w.handler
+        .handle("test".into(), AppEvent::Add)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let [handled] = seen.as_slice() else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(handled.event, AppEvent::Add);
+    assert_eq!(
+        (handled.from.as_str(), handled.to.as_str()),
+        ("none/none", "building/building")
+    );
+    assert_eq!(
+        handled.written.first().map(String::as_str),
+        Some("add finalizer")
+    );
+    assert!(
+        handled
+            .written
+            .contains(&"create Job review-build/test-review-app-678--c8c9aa334a".to_string())
+    );
+    assert_eq!(
+        handled.written.last().map(String::as_str),
+        Some("write status")
+    );
+    assert!(handled.error.is_none());
+}

@@ -35,6 +35,7 @@ async fn probes_metrics_and_graceful_shutdown() {
         shutdown_grace: Duration::from_secs(1),
         controller_name: "review-app-operator".into(),
         instance: Some("test".into()),
+        listener: None,
     };
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -35,7 +35,7 @@ pub struct Effects {
 }
 
 /// What one [`Effects::execute`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     /// Actions that sent a write request that succeeded (or counted as done: a 404 on delete,
     /// a 409 AlreadyExists on create), Events included. Retries of one action count once.
@@ -44,6 +44,9 @@ pub struct Report {
     pub skipped: u32,
     /// Events that could not be recorded (logged; they never fail a plan).
     pub events_failed: u32,
+    /// What was written, one [`Action::describe`](reviewapp_resources::Action::describe) line
+    /// per written action, in order.
+    pub written: Vec<String>,
 }
 
 /// How one action ended.
@@ -111,7 +114,10 @@ impl Effects {
         let mut report = Report::default();
         for action in &plan.actions {
             match self.run(app, action, live).await? {
-                Outcome::Wrote => report.writes += 1,
+                Outcome::Wrote => {
+                    report.writes += 1;
+                    report.written.push(action.describe());
+                }
                 Outcome::Skipped => report.skipped += 1,
                 Outcome::EventFailed => report.events_failed += 1,
             }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use reviewapp_api::FINALIZER;
-use reviewapp_effects::{Lookup, NoIndex, Report};
+use reviewapp_effects::{Lookup, NoIndex};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Manifest, Plan};
 use reviewapp_state::AppEvent;
 use serde_json::{Value, json};
@@ -58,13 +58,18 @@ async fn add_on_an_empty_cluster_sends_the_pinned_requests() {
         .await
         .unwrap();
     assert_eq!(
-        report,
-        Report {
-            writes: 9,
-            skipped: 0,
-            events_failed: 0
-        }
+        (report.writes, report.skipped, report.events_failed),
+        (9, 0, 0)
     );
+    assert_eq!(
+        report.written.first().map(String::as_str),
+        Some("add finalizer")
+    );
+    assert_eq!(
+        report.written.get(1).map(String::as_str),
+        Some("create Job review-build/test-review-app-678--c8c9aa334a")
+    );
+    assert_eq!(report.written.len(), 9);
     let requests = api.take();
     let lines: Vec<String> = requests.iter().map(Recorded::line).collect();
     let mut expected = vec![
@@ -219,12 +224,8 @@ async fn second_run_writes_nothing_but_the_event() {
 
     let report = effects.execute(&app, &plan, &index).await.unwrap();
     assert_eq!(
-        report,
-        Report {
-            writes: 1,
-            skipped: 8,
-            events_failed: 0
-        }
+        (report.writes, report.skipped, report.events_failed),
+        (1, 8, 0)
     );
     let requests = api.take();
     let lines: Vec<String> = requests.iter().map(Recorded::line).collect();
@@ -385,12 +386,8 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
     let (_, plan) = pipeline(&app, AppEvent::Delete);
     let report = effects.execute(&app, &plan, &NoIndex).await.unwrap();
     assert_eq!(
-        report,
-        Report {
-            writes: 10,
-            skipped: 0,
-            events_failed: 0
-        }
+        (report.writes, report.skipped, report.events_failed),
+        (10, 0, 0)
     );
     assert_eq!(effects.remembered(), 0, "deletes forget what was applied");
 

@@ -207,6 +207,27 @@ impl Action {
     }
 }
 
+impl Action {
+    /// One line for people: `apply Deployment test-review-app/test-review-app-678`.
+    pub fn describe(&self) -> String {
+        let at = |c: &ChildRef| format!("{} {}/{}", c.kind.kind(), c.namespace, c.name);
+        match self {
+            Action::AddFinalizer => "add finalizer".to_string(),
+            Action::RemoveFinalizer => "remove finalizer".to_string(),
+            Action::Apply(m) => format!("apply {}", at(&m.child)),
+            Action::CreateJob(m) => format!("create {}", at(&m.child)),
+            Action::CopySecret {
+                source: (ns, name),
+                target,
+            } => {
+                format!("copy Secret {ns}/{name} to {}", at(&target.child))
+            }
+            Action::Delete(child) => format!("delete {}", at(child)),
+            Action::Event(note) => format!("event {:?} {}", note.kind, note.reason),
+        }
+    }
+}
+
 impl Plan {
     /// Every object the plan creates or applies, in order.
     pub fn applied(&self) -> Vec<ChildRef> {
