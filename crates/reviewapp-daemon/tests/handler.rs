@@ -50,6 +50,10 @@ fn config() -> OperatorConfig {
 }
 
 fn world() -> World {
+    world_with(None)
+}
+
+fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
     let (client, fake) = FakeApi::client();
     let config = Arc::new(config());
     let metrics = Arc::new(Metrics::new());
@@ -60,7 +64,8 @@ fn world() -> World {
     let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
         .with_retry(RetryPolicy::immediate(1));
     let (store, jobs) = reflector::store::<Job>();
-    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()));
+    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
+        .with_listener(listener);
     fake.put(
         TLS_SOURCE,
         json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -553,34 +558,13 @@ async fn a_malformed_app_gets_a_warning_event() {
 
 #[tokio::test]
 async fn the_listener_sees_event_transition_and_writes() {
-    let (client, fake) = FakeApi::client();
-    let config = Arc::new(config());
-    let metrics = Arc::new(Metrics::new());
-    let reporter = Reporter {
-        controller: "review-app-operator".into(),
-        instance: None,
-    };
-    let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
-        .with_retry(RetryPolicy::immediate(1));
-    let (store, _jobs) = reflector::store::<Job>();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let listener = reviewapp_daemon::Listener(Arc::new(move |h: &reviewapp_daemon::Handled| {
-        sink.lock().unwrap().push(h.clone());
-    }));
-    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
-        .with_listener(Some(listener));
-    let w = World {
-        fake,
-        handler,
-        jobs: reflector::store::<Job>().1,
-    };
-    let mut app: Value =
-        serde_yaml::from_str(include_str!("../../../dev/samples/reviewapp.yaml")).unwrap();
-    app["metadata"] = json!({"name": "test", "uid": "u-1", "generation": 1});
-    app.as_object_mut().unwrap().remove("status");
-    w.fake.put(TLS_SOURCE, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "star-review-local-tls", "namespace": "default"}}));
-    w.fake.put(APP, app);
+    let w = world_with(Some(reviewapp_daemon::Listener(Arc::new(
+        move |h: &reviewapp_daemon::Handled| {
+            sink.lock().unwrap().push(h.clone());
+        },
+    ))));
     w.watch_sees_app();
     w.handler
         .handle("test".into(), AppEvent::Add)
