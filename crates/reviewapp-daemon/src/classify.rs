@@ -70,6 +70,20 @@ struct Entry {
     /// The last object that deserialized; `None` while the name has only been seen malformed
     /// (no ADD was emitted for it yet).
     object: Option<Arc<ReviewApp>>,
+    /// resourceVersion of the operator's own last write recorded with `record_write`.
+    own_write: Option<String>,
+}
+
+/// Whether `rv` is at or before `floor`. resourceVersions are opaque to clients, but every API
+/// server numbers them with etcd revisions; when either is not a number, nothing is "older".
+fn is_older(rv: Option<&str>, floor: Option<&str>) -> bool {
+    match (
+        rv.and_then(|r| r.parse::<u64>().ok()),
+        floor.and_then(|f| f.parse::<u64>().ok()),
+    ) {
+        (Some(rv), Some(floor)) => rv <= floor,
+        _ => false,
+    }
 }
 
 /// Classifies `watcher::Event<DeserializeGuard<ReviewApp>>` into [`Classified`] events.
@@ -128,6 +142,7 @@ impl Classifier {
             && entry.uid == object.metadata.uid
         {
             entry.resource_version = object.metadata.resource_version.clone();
+            entry.own_write = object.metadata.resource_version.clone();
             entry.object = Some(Arc::new(object));
         }
     }
@@ -176,6 +191,7 @@ impl Classifier {
                         uid,
                         resource_version: rv,
                         object: Some(object.clone()),
+                        own_write: None,
                     },
                 );
                 if deleting {
@@ -186,6 +202,15 @@ impl Classifier {
             }
             Some(entry) => {
                 if entry.object.is_some() && entry.resource_version == rv && rv.is_some() {
+                    return;
+                }
+                // The watch echoing a write older than one of our own writes recorded since
+                // (say, our finalizer patch arriving after our status write): keep the newer
+                // object we already hold.
+                if entry.object.is_some()
+                    && entry.uid == uid
+                    && is_older(rv.as_deref(), entry.own_write.as_deref())
+                {
                     return;
                 }
                 let announced = entry.object.is_some();
@@ -219,6 +244,7 @@ impl Classifier {
             uid: meta.uid.clone(),
             resource_version: None,
             object: None,
+            own_write: None,
         });
         if entry.resource_version.is_some() && entry.resource_version == meta.resource_version {
             return;

@@ -75,6 +75,9 @@ pub struct AppHandler {
     live: Arc<dyn LiveIndex>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
+    /// uids whose teardown completed: later events for them (our own finalizer removal echoing
+    /// back, a RECONCILE from a deleted build Job) have nothing left to do.
+    torn_down: Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppHandler {
@@ -95,7 +98,17 @@ impl AppHandler {
             live,
             metrics,
             listener: None,
+            torn_down: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    fn is_torn_down(&self, app: &ReviewApp) -> bool {
+        app.metadata.uid.as_ref().is_some_and(|uid| {
+            self.torn_down
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(uid)
+        })
     }
 
     /// Reports every handled event to `listener`.
@@ -134,13 +147,17 @@ impl AppHandler {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .classify(event);
-        for item in &classified {
-            match item {
+        let mut out = Vec::with_capacity(classified.len());
+        for item in classified {
+            match &item {
                 Classified::App {
                     name,
                     event,
                     object,
                 } => {
+                    if self.is_torn_down(object) {
+                        continue; // an echo of our own teardown
+                    }
                     if *event == AppEvent::Delete && object.metadata.deletion_timestamp.is_none() {
                         // Gone from the API (a watch delete, a relist, a new uid): keep the last
                         // object for its teardown.
@@ -155,8 +172,9 @@ impl AppHandler {
                     tracing::warn!(app = %name, %error, "ReviewApp does not deserialize; leaving it alone");
                 }
             }
+            out.push(item);
         }
-        classified
+        out
     }
 
     /// Records a Warning Event on a `ReviewApp` that does not deserialize, naming the error.
@@ -216,6 +234,9 @@ impl AppHandler {
         let Some(app) = self.latest(&name, event) else {
             return Ok(()); // gone, and its DELETE already ran
         };
+        if self.is_torn_down(&app) {
+            return Ok(());
+        }
         let event = if app.metadata.deletion_timestamp.is_some() {
             AppEvent::Delete
         } else {
@@ -231,7 +252,11 @@ impl AppHandler {
                     .get(&ObjectRef::new(job).within(&self.config.build_namespace))
             });
         let observation = observe_job(job.as_deref());
-        let t = transition(&app, event, &observation, &self.config, Timestamp::now());
+        let mut t = transition(&app, event, &observation, &self.config, Timestamp::now());
+        // The failure condition is the daemon's own: an attempt that succeeds clears it.
+        t.status
+            .conditions
+            .retain(|c| c.type_ != CONDITION_RECONCILE_FAILED);
         let outcome = self.execute(&app, event, &t).await;
         if let Some(listener) = &self.listener {
             let (written, skipped) = match &outcome {
@@ -249,6 +274,15 @@ impl AppHandler {
                 elapsed: started.elapsed(),
             });
         }
+        if outcome.is_ok()
+            && event == AppEvent::Delete
+            && let Some(uid) = &app.metadata.uid
+        {
+            self.torn_down
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid.clone());
+        }
         let result = outcome.map(|_| ());
         let label = Metrics::event_label(event);
         self.metrics.events.get_or_create(&label).inc();
@@ -259,8 +293,10 @@ impl AppHandler {
         if let Err(err) = &result
             && event != AppEvent::Delete
         {
-            // Best effort: say why in the status; the scheduler retries the event.
-            let mut status = t.status.clone();
+            // Best effort: say why in the status; the scheduler retries the event. The status is
+            // the current one, not the transition's: its intents did not all happen, and a status
+            // claiming they did (say, a new buildCommit) would stop the retry from redoing them.
+            let mut status = app.status.clone().unwrap_or_default();
             set_failed(&mut status, &err.to_string(), app.metadata.generation);
             if let Err(status_err) = self.effects.write_status(&app, &status).await {
                 tracing::debug!(app = %name, error = %status_err, "could not record the failure in the status");

@@ -400,3 +400,32 @@ fn own_writes_are_not_modifies_and_names_list_valid_apps() {
     assert_eq!(classifier.names(), ["a", "b"]);
     assert_eq!(classifier.objects().len(), 2);
 }
+
+#[test]
+fn a_late_echo_of_an_older_own_write_does_not_replace_a_newer_object() {
+    let mut classifier = Classifier::new();
+    classifier.classify(Event::Apply(good(app("a", "uid-a", "4"))));
+    // Our status write answered with resourceVersion 7 ...
+    let mut written = app("a", "uid-a", "7");
+    written.status = Some(Default::default());
+    classifier.record_write(written);
+    // ... then the watch delivers the echo of our earlier finalizer patch (5) and of the
+    // status write itself (7): neither is news.
+    assert!(
+        classifier
+            .classify(Event::Apply(good(app("a", "uid-a", "5"))))
+            .is_empty()
+    );
+    assert!(
+        classifier
+            .classify(Event::Apply(good(app("a", "uid-a", "7"))))
+            .is_empty()
+    );
+    assert!(
+        classifier.last_known("a").unwrap().status.is_some(),
+        "the newer object is kept"
+    );
+    // A change made after our write is a MODIFY as usual.
+    let out = classifier.classify(Event::Apply(good(app("a", "uid-a", "8"))));
+    assert_eq!(out.len(), 1);
+}

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 const APP: &str = "/apis/reviewtron.k8s.revelry.co/v1/reviewapps/test";
 const JOBS: &str = "/apis/batch/v1/namespaces/review-build/jobs";
 const JOB1: &str = "/apis/batch/v1/namespaces/review-build/jobs/test-review-app-678--c8c9aa334a";
+const SHA1_FULL: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
 const DBCOPY: &str = "/api/v1/namespaces/test-review-app/secrets/test-review-app-678--dbcopy";
 const TLS_SOURCE: &str = "/api/v1/namespaces/default/secrets/star-review-local-tls";
 const TLS: &str = "/api/v1/namespaces/test-review-app/secrets/test-review-app-678--ingress-tls";
@@ -593,4 +594,56 @@ async fn the_listener_sees_event_transition_and_writes() {
         Some("write status")
     );
     assert!(handled.error.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_push_keeps_the_old_status_so_the_retry_redoes_everything() {
+    let w = deployed().await;
+    w.edit_app(|app| app["spec"]["commitHash"] = json!("5ce6e4a15e2a09fe113aba79263104835bd676c2"));
+    w.watch_sees_app();
+    // The TLS source vanishes: the plan fails after the old Job was deleted and the new created.
+    let tls = w.fake.remove(TLS_SOURCE).unwrap();
+    assert!(
+        w.handler
+            .handle("test".into(), AppEvent::Modify)
+            .await
+            .is_err()
+    );
+    let status = w.status();
+    assert_eq!(
+        status["buildCommit"], SHA1_FULL,
+        "the failed transition's status is not written"
+    );
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "ReconcileFailed")
+    );
+    // The retry, once the Secret is back, redoes the build and records it.
+    w.fake.put(TLS_SOURCE, tls);
+    w.watch_sees_app();
+    w.handler
+        .handle("test".into(), AppEvent::Modify)
+        .await
+        .unwrap();
+    let status = w.status();
+    assert_eq!(
+        status["buildCommit"],
+        "5ce6e4a15e2a09fe113aba79263104835bd676c2"
+    );
+    assert!(
+        w.fake.get(JOB1).is_none()
+            && w.fake
+                .get(&format!("{JOBS}/test-review-app-678--5ce6e4a15e"))
+                .is_some()
+    );
+    assert!(
+        !status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "ReconcileFailed")
+    );
 }
