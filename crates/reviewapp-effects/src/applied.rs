@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use reviewapp_resources::ChildRef;
 use serde_json::Value;
@@ -21,7 +22,15 @@ struct Applied {
     /// resourceVersion the live index reported just before the apply (a watch cache that has
     /// not seen our own write yet still reports it).
     seen: Option<String>,
+    /// The watch cache has shown the object at `returned` since the apply.
+    confirmed: bool,
+    /// When the apply happened.
+    at: Instant,
 }
+
+/// How long an object we created may stay absent from the watch cache before "absent" is taken
+/// as "deleted behind our back" rather than "the watch has not caught up yet".
+const CACHE_LAG: Duration = Duration::from_secs(30);
 
 /// Per-child memory of successful applies. Shared by every app's handler; only the handler of
 /// a child's app touches its entry, so a plain mutex suffices.
@@ -50,8 +59,8 @@ impl AppliedMemory {
     /// manifest was applied last and the object is still what that apply left: present with
     /// the returned (or the pre-apply) resourceVersion, or of a kind nobody watches.
     pub(crate) fn holds(&self, child: &ChildRef, hash: u64, lookup: &Lookup) -> bool {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(applied) = entries.get(child) else {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(applied) = entries.get_mut(child) else {
             return false;
         };
         if applied.hash != hash {
@@ -59,10 +68,18 @@ impl AppliedMemory {
         }
         match lookup {
             Lookup::Present { resource_version } => {
-                applied.returned.as_deref() == Some(resource_version.as_str())
-                    || applied.seen.as_deref() == Some(resource_version.as_str())
+                if applied.returned.as_deref() == Some(resource_version.as_str()) {
+                    applied.confirmed = true;
+                    return true;
+                }
+                // The cache still shows the object as it was just before our apply.
+                !applied.confirmed && applied.seen.as_deref() == Some(resource_version.as_str())
             }
-            Lookup::Absent => false,
+            // We created it and the cache has not caught up yet. Once the cache has shown it
+            // (or after a generous lag), absent means deleted behind our back: re-apply.
+            Lookup::Absent => {
+                applied.seen.is_none() && !applied.confirmed && applied.at.elapsed() < CACHE_LAG
+            }
             Lookup::Unknown => true,
         }
     }
@@ -82,11 +99,21 @@ impl AppliedMemory {
                 hash,
                 returned,
                 seen,
+                confirmed: false,
+                at: Instant::now(),
             },
         );
     }
 
     /// Forgets `child` (deleted, or an apply of it failed).
+    /// Whether an apply of `child` is remembered.
+    pub(crate) fn contains(&self, child: &ChildRef) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(child)
+    }
+
     pub(crate) fn forget(&self, child: &ChildRef) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.remove(child);
@@ -125,22 +152,39 @@ mod tests {
             assert!(!memory.holds(&child, hash, &lookup));
         }
         memory.remember(&child, hash, Some("7".into()), Some("5".into()));
-        assert!(memory.holds(&child, hash, &present("7")));
         assert!(memory.holds(&child, hash, &present("5")), "cache lagging");
         assert!(memory.holds(&child, hash, &Lookup::Unknown));
+        assert!(memory.holds(&child, hash, &present("7")));
+        assert!(
+            !memory.holds(&child, hash, &present("5")),
+            "once confirmed, an older version is not ours"
+        );
         assert!(
             !memory.holds(&child, hash, &present("8")),
             "changed by someone"
         );
         assert!(
             !memory.holds(&child, hash, &Lookup::Absent),
-            "deleted: drift"
+            "existed before, now absent: drift"
         );
         assert!(
             !memory.holds(&child, other, &present("7")),
             "manifest changed"
         );
+        // Created by us: absent until the cache catches up, then present, then deleted.
+        let created = ChildRef::new(ChildKind::Deployment, "ns", "new");
+        memory.remember(&created, hash, Some("9".into()), None);
+        assert!(
+            memory.holds(&created, hash, &Lookup::Absent),
+            "the cache has not seen our create yet"
+        );
+        assert!(memory.holds(&created, hash, &present("9")));
+        assert!(
+            !memory.holds(&created, hash, &Lookup::Absent),
+            "seen, then deleted behind our back"
+        );
         memory.forget(&child);
+        memory.forget(&created);
         assert!(!memory.holds(&child, hash, &present("7")));
         assert_eq!(memory.len(), 0);
     }

@@ -315,8 +315,14 @@ impl Effects {
         child: &ChildRef,
         live: &dyn LiveIndex,
     ) -> Result<Outcome, EffectsError> {
-        if live.lookup(child) == Lookup::Absent {
-            self.applied.forget(child);
+        // A cache that says "absent" is trusted only for objects this process never wrote (the
+        // other database backend's kind, say). A build Job, or a child we applied, is deleted
+        // for real whatever the cache says: a watch cache can lag or be mid-relist, and a
+        // skipped delete would never be retried (a superseded build would keep running).
+        if child.kind != ChildKind::Job
+            && !self.applied.contains(child)
+            && live.lookup(child) == Lookup::Absent
+        {
             trace_action("delete", child, true);
             return Ok(Outcome::Skipped);
         }

@@ -255,6 +255,10 @@ async fn drift_a_deleted_deployment_is_applied_again() {
     let api = MockApi::healthy();
     let (effects, _) = new_effects(&api);
     let (app, plan, mut index) = first_add(&api, &effects).await;
+    // The watch cache shows every object as created (a quiet second run), then the Deployment
+    // is deleted behind the operator's back.
+    effects.execute(&app, &plan, &index).await.unwrap();
+    api.take();
     let deployment = ChildRef::new(ChildKind::Deployment, NS, APP);
     index.set(deployment.clone(), Lookup::Absent);
 
@@ -424,7 +428,9 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
     );
 }
 
-/// DELETE with a synced cache: objects known to be absent are not deleted again.
+/// DELETE with a synced cache: children this process never applied and the cache knows to be
+/// absent are not deleted; build Jobs always are (a skipped delete of a superseded build would
+/// never be retried).
 #[tokio::test]
 async fn delete_skips_objects_known_to_be_absent() {
     let api = MockApi::healthy();
@@ -434,15 +440,45 @@ async fn delete_skips_objects_known_to_be_absent() {
     let mut index = MapIndex::all(Lookup::Absent);
     index.set(ChildRef::new(ChildKind::Deployment, NS, APP), present("5"));
     let report = effects.execute(&app, &plan, &index).await.unwrap();
-    assert_eq!((report.writes, report.skipped), (3, 7));
+    assert_eq!((report.writes, report.skipped), (4, 6));
     let lines = api.lines();
+    assert_eq!(lines[0], format!("POST {EVENTS}"));
+    assert!(
+        lines[1].starts_with("DELETE /apis/batch/v1/namespaces/review-build/jobs/"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(
-        lines,
-        vec![
-            format!("POST {EVENTS}"),
-            format!("DELETE /apis/apps/v1/namespaces/{NS}/deployments/{APP}"),
-            format!("PATCH {REVIEWAPP}?{MANAGER_QUERY}"),
-        ]
+        lines[2],
+        format!("DELETE /apis/apps/v1/namespaces/{NS}/deployments/{APP}")
+    );
+    assert_eq!(lines[3], format!("PATCH {REVIEWAPP}?{MANAGER_QUERY}"));
+    assert_eq!(lines.len(), 4);
+}
+
+/// A child this process applied is deleted even when the cache says it is absent: the cache
+/// may lag, and a teardown must not leave it behind.
+#[tokio::test]
+async fn delete_of_an_applied_child_is_sent_whatever_the_cache_says() {
+    let api = MockApi::healthy();
+    let (effects, _) = new_effects(&api);
+    let (app, _plan, _index) = first_add(&api, &effects).await;
+    let (_, teardown) = pipeline(&deleted_app(), AppEvent::Delete);
+    api.take();
+    effects
+        .execute(&app, &teardown, &MapIndex::all(Lookup::Absent))
+        .await
+        .unwrap();
+    let lines = api.lines();
+    assert!(
+        lines.contains(&format!(
+            "DELETE /apis/apps/v1/namespaces/{NS}/deployments/{APP}"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("postgresql.cnpg.io")),
+        "never applied and known absent: not deleted: {lines:#?}"
     );
 }
 
