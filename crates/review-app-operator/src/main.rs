@@ -1,9 +1,11 @@
 //! `review-app-operator`: the operator binary.
 //!
-//! Subcommands: `run` is the operator; `crd` prints the CustomResourceDefinition; `plan` prints
+//! Subcommands: `demo` shows the operator at work against an in-process API emulator; `run` is
+//! the operator; `crd` prints the CustomResourceDefinition; `plan` prints
 //! what the operator would do for a `ReviewApp` read from a file, without a cluster; `config`
 //! prints the effective configuration.
 
+mod demo_cmd;
 mod plan_cmd;
 mod run_cmd;
 
@@ -30,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Watch the real operator handle the sample ReviewApp against an in-process Kubernetes API.
+    Demo,
     /// Run the operator (in-cluster config, or KUBECONFIG / ~/.kube/config).
     Run(Box<run_cmd::RunArgs>),
     /// Print the ReviewApp CustomResourceDefinition as YAML.
@@ -60,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print!("{}", crd_yaml()?);
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Demo => demo_cmd::run(),
         Command::Run(args) => run_cmd::run(*args),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Config { config } => {

@@ -1,0 +1,14 @@
+//! End-to-end tests of the emulator through the real kube client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod apply;
+mod common;
+mod crud;
+mod delete;
+mod faults;
+mod jobs;
+mod lease;
+mod log;
+mod patch;
+mod status;
+mod watch;
