@@ -20,3 +20,37 @@ crd:
 # Print what the operator would apply for a ReviewApp file (default: the seed's sample).
 plan file="dev/samples/reviewapp.yaml" *args="":
     cargo run -q -p review-app-operator -- plan -f {{file}} {{args}}
+
+# Build the operator image with docker (the Dockerfile at the repository root).
+[positional-arguments]
+image tag="review-app-operator:dev":
+    docker build --tag "$1" .
+
+# Install the operator on the current kubectl context: CRD, RBAC, ConfigMap, Deployment (edit deploy/configmap.yaml first).
+install:
+    kubectl apply --kustomize deploy/
+
+# Watch the real operator handle the sample ReviewApp against an in-process Kubernetes API (no cluster).
+demo:
+    cargo run -q -p review-app-operator -- demo
+
+# Start minikube and install everything the dev loop needs, operator included (dev/up.sh; safe to re-run).
+dev-up:
+    dev/up.sh
+
+# Undo dev-up; `just dev-down --purge` deletes the whole minikube cluster instead.
+[positional-arguments]
+dev-down *args:
+    dev/down.sh "$@"
+
+# Create the dev sample ReviewApp (commit c8c9aa334a): a build, then https://test-review-app-678.review.local.
+create-review-app:
+    kubectl --context "${MINIKUBE_PROFILE:-minikube}" apply --filename dev/samples/reviewapp-dev.yaml
+
+# Push a new commit (5ce6e4a15e) to the dev sample: rebuilt while the old version serves, then deployed.
+patch-review-app:
+    kubectl --context "${MINIKUBE_PROFILE:-minikube}" patch reviewapp test --type=merge --patch '{"spec": {"commitHash": "5ce6e4a15e2a09fe113aba79263104835bd676c2", "tarballUrl": "http://source-server.review-build.svc/app-stub-5ce6e4a15e.tar.gz"}}'
+
+# Delete the dev sample ReviewApp: the operator tears down everything it created for it.
+delete-review-app:
+    kubectl --context "${MINIKUBE_PROFILE:-minikube}" delete reviewapp test --ignore-not-found
