@@ -94,6 +94,13 @@ impl World {
             .observe(Event::Apply(DeserializeGuard(Ok(app))))
     }
 
+    /// Handles `event` and returns exactly the requests it sent.
+    async fn handle_logged(&self, event: AppEvent) -> Vec<Logged> {
+        self.fake.take_log();
+        self.handler.handle("test".into(), event).await.unwrap();
+        self.fake.take_log()
+    }
+
     async fn handle(&self, event: AppEvent) -> Vec<String> {
         self.fake.take_log();
         self.handler.handle("test".into(), event).await.unwrap();
@@ -170,12 +177,7 @@ async fn deployed() -> World {
 async fn add_builds_and_applies_every_child_at_zero_replicas() {
     let w = world();
     assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Add)]);
-    w.fake.take_log();
-    w.handler
-        .handle("test".into(), AppEvent::Add)
-        .await
-        .unwrap();
-    let log = w.fake.take_log();
+    let log = w.handle_logged(AppEvent::Add).await;
     let got = normalise(&log);
     assert_eq!(
         got,
@@ -270,12 +272,7 @@ async fn reconcile_after_success_deploys_the_built_image_at_one_replica() {
         JOB1,
         json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
     );
-    w.fake.take_log();
-    w.handler
-        .handle("test".into(), AppEvent::Reconcile)
-        .await
-        .unwrap();
-    let log = w.fake.take_log();
+    let log = w.handle_logged(AppEvent::Reconcile).await;
     assert_eq!(
         normalise(&log),
         lines(&[
@@ -312,12 +309,7 @@ async fn reconcile_after_failure_records_the_reason_and_touches_no_child() {
         json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                                             "message": "Job has reached the specified backoff limit"}]}),
     );
-    w.fake.take_log();
-    w.handler
-        .handle("test".into(), AppEvent::Reconcile)
-        .await
-        .unwrap();
-    let log = w.fake.take_log();
+    let log = w.handle_logged(AppEvent::Reconcile).await;
     assert_eq!(
         normalise(&log),
         lines(&[
@@ -365,12 +357,7 @@ async fn modify_with_a_new_commit_builds_while_the_old_version_serves() {
     let w = deployed().await;
     w.edit_app(|app| app["spec"]["commitHash"] = json!("5ce6e4a15e2a09fe113aba79263104835bd676c2"));
     assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Modify)]);
-    w.fake.take_log();
-    w.handler
-        .handle("test".into(), AppEvent::Modify)
-        .await
-        .unwrap();
-    let log = w.fake.take_log();
+    let log = w.handle_logged(AppEvent::Modify).await;
     assert_eq!(
         normalise(&log),
         lines(&[
@@ -440,12 +427,7 @@ async fn delete_tears_down_every_child_then_releases_the_finalizer() {
     let w = deployed().await;
     w.edit_app(|app| app["metadata"]["deletionTimestamp"] = json!("2026-11-24T06:00:00Z"));
     assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Delete)]);
-    w.fake.take_log();
-    w.handler
-        .handle("test".into(), AppEvent::Delete)
-        .await
-        .unwrap();
-    let log = w.fake.take_log();
+    let log = w.handle_logged(AppEvent::Delete).await;
     assert_eq!(
         normalise(&log),
         lines(&[
