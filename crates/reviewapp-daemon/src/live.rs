@@ -19,12 +19,15 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=review-app-oper
 
 type Key = (String, String);
 
+/// What the cache keeps of one object: its resourceVersion and its applied-hash annotation.
+pub type Seen = (String, Option<String>);
+
 /// The known objects of one kind.
 #[derive(Default)]
 pub struct KindCache {
     synced: AtomicBool,
-    objects: RwLock<HashMap<Key, String>>,
-    relist: RwLock<Option<HashMap<Key, String>>>,
+    objects: RwLock<HashMap<Key, Seen>>,
+    relist: RwLock<Option<HashMap<Key, Seen>>>,
 }
 
 impl KindCache {
@@ -39,15 +42,22 @@ impl KindCache {
         }
         let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
         match objects.get(&(namespace.to_string(), name.to_string())) {
-            Some(rv) => Lookup::Present {
+            Some((rv, _)) => Lookup::Present {
                 resource_version: rv.clone(),
             },
             None => Lookup::Absent,
         }
     }
 
+    fn applied_hash(&self, namespace: &str, name: &str) -> Option<String> {
+        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .and_then(|(_, hash)| hash.clone())
+    }
+
     /// Applies one watch event.
-    pub fn apply(&self, event: Event<(Key, String)>) {
+    pub fn apply(&self, event: Event<(Key, Seen)>) {
         match event {
             Event::Apply((key, rv)) => {
                 self.objects
@@ -137,6 +147,12 @@ impl LiveIndex for LiveObjects {
             None => Lookup::Unknown,
         }
     }
+
+    fn applied_hash(&self, child: &ChildRef) -> Option<String> {
+        self.kinds
+            .get(&child.kind)?
+            .applied_hash(&child.namespace, &child.name)
+    }
 }
 
 /// The `ApiResource` of a child kind.
@@ -153,15 +169,20 @@ pub fn api_resource(kind: ChildKind) -> ApiResource {
 pub fn watch_kind(
     client: kube::Client,
     kind: ChildKind,
-) -> impl Stream<Item = Event<(Key, String)>> + Send {
+) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &api_resource(kind));
     watch(api, watcher::Config::default().labels(MANAGED_SELECTOR))
         .default_backoff()
         .filter_map(move |event| async move {
             match event {
                 Ok(event) => Some(map_event(event, |meta| {
+                    let hash = meta
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(reviewapp_effects::APPLIED_HASH_ANNOTATION).cloned());
                     let key = (meta.metadata.namespace.unwrap_or_default(), meta.metadata.name.unwrap_or_default());
-                    (key, meta.metadata.resource_version.unwrap_or_default())
+                    (key, (meta.metadata.resource_version.unwrap_or_default(), hash))
                 })),
                 Err(err) => {
                     tracing::debug!(kind = kind.kind(), error = %err, "child watch error; retrying");
@@ -186,8 +207,11 @@ pub fn map_event<A, B>(event: Event<A>, f: impl FnOnce(A) -> B) -> Event<B> {
 mod tests {
     use super::*;
 
-    fn key(name: &str) -> (Key, String) {
-        (("ns".into(), name.into()), format!("rv-{name}"))
+    fn key(name: &str) -> (Key, Seen) {
+        (
+            ("ns".into(), name.into()),
+            (format!("rv-{name}"), Some(format!("hash-{name}"))),
+        )
     }
 
     #[test]
@@ -245,6 +269,7 @@ mod tests {
             name: "app".into(),
         };
         assert!(matches!(live.lookup(&child), Lookup::Present { .. }));
+        assert_eq!(live.applied_hash(&child).as_deref(), Some("hash-app"));
         let service = ChildRef {
             kind: ChildKind::Service,
             ..child

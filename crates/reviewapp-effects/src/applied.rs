@@ -3,7 +3,6 @@
 //! is skipped.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,14 +38,21 @@ pub(crate) struct AppliedMemory {
     entries: Mutex<HashMap<ChildRef, Applied>>,
 }
 
-/// Hash of a manifest (its compact JSON), stable within one process.
+/// Hash of a manifest (its compact JSON): the first 8 bytes of its SHA-256, stable across
+/// processes and builds (it is also written into [`crate::APPLIED_HASH_ANNOTATION`]).
 pub(crate) fn manifest_hash(object: &Value) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    object.to_string().hash(&mut hasher);
-    hasher.finish()
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(object.to_string().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
-/// The resourceVersion a lookup reports, if the object is present.
+/// The annotation value for a hash.
+pub(crate) fn hash_label(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
 pub(crate) fn live_version(lookup: &Lookup) -> Option<String> {
     match lookup {
         Lookup::Present { resource_version } => Some(resource_version.clone()),
@@ -58,9 +64,32 @@ impl AppliedMemory {
     /// Does applying a manifest with `hash` to `child` change nothing? True when the same
     /// manifest was applied last and the object is still what that apply left: present with
     /// the returned (or the pre-apply) resourceVersion, or of a kind nobody watches.
-    pub(crate) fn holds(&self, child: &ChildRef, hash: u64, lookup: &Lookup) -> bool {
+    pub(crate) fn holds(
+        &self,
+        child: &ChildRef,
+        hash: u64,
+        lookup: &Lookup,
+        live_hash: Option<&str>,
+    ) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(applied) = entries.get_mut(child) else {
+            // Nothing remembered (say, after a restart): adopt an object whose annotation says
+            // it was applied from this very manifest, and remember it as ours at its version.
+            if let Lookup::Present { resource_version } = lookup
+                && live_hash == Some(hash_label(hash).as_str())
+            {
+                entries.insert(
+                    child.clone(),
+                    Applied {
+                        hash,
+                        returned: Some(resource_version.clone()),
+                        seen: None,
+                        confirmed: true,
+                        at: Instant::now(),
+                    },
+                );
+                return true;
+            }
             return false;
         };
         if applied.hash != hash {
@@ -149,43 +178,46 @@ mod tests {
         let other = manifest_hash(&json!({"a": 2}));
         // Nothing remembered: always apply.
         for lookup in [present("1"), Lookup::Absent, Lookup::Unknown] {
-            assert!(!memory.holds(&child, hash, &lookup));
+            assert!(!memory.holds(&child, hash, &lookup, None));
         }
         memory.remember(&child, hash, Some("7".into()), Some("5".into()));
-        assert!(memory.holds(&child, hash, &present("5")), "cache lagging");
-        assert!(memory.holds(&child, hash, &Lookup::Unknown));
-        assert!(memory.holds(&child, hash, &present("7")));
         assert!(
-            !memory.holds(&child, hash, &present("5")),
+            memory.holds(&child, hash, &present("5"), None),
+            "cache lagging"
+        );
+        assert!(memory.holds(&child, hash, &Lookup::Unknown, None));
+        assert!(memory.holds(&child, hash, &present("7"), None));
+        assert!(
+            !memory.holds(&child, hash, &present("5"), None),
             "once confirmed, an older version is not ours"
         );
         assert!(
-            !memory.holds(&child, hash, &present("8")),
+            !memory.holds(&child, hash, &present("8"), None),
             "changed by someone"
         );
         assert!(
-            !memory.holds(&child, hash, &Lookup::Absent),
+            !memory.holds(&child, hash, &Lookup::Absent, None),
             "existed before, now absent: drift"
         );
         assert!(
-            !memory.holds(&child, other, &present("7")),
+            !memory.holds(&child, other, &present("7"), None),
             "manifest changed"
         );
         // Created by us: absent until the cache catches up, then present, then deleted.
         let created = ChildRef::new(ChildKind::Deployment, "ns", "new");
         memory.remember(&created, hash, Some("9".into()), None);
         assert!(
-            memory.holds(&created, hash, &Lookup::Absent),
+            memory.holds(&created, hash, &Lookup::Absent, None),
             "the cache has not seen our create yet"
         );
-        assert!(memory.holds(&created, hash, &present("9")));
+        assert!(memory.holds(&created, hash, &present("9"), None));
         assert!(
-            !memory.holds(&created, hash, &Lookup::Absent),
+            !memory.holds(&created, hash, &Lookup::Absent, None),
             "seen, then deleted behind our back"
         );
         memory.forget(&child);
         memory.forget(&created);
-        assert!(!memory.holds(&child, hash, &present("7")));
+        assert!(!memory.holds(&child, hash, &present("7"), None));
         assert_eq!(memory.len(), 0);
     }
 
@@ -194,7 +226,7 @@ mod tests {
         let memory = AppliedMemory::default();
         let child = ChildRef::new(ChildKind::Service, "ns", "app");
         memory.remember(&child, 1, Some("3".into()), live_version(&Lookup::Absent));
-        assert!(memory.holds(&child, 1, &present("3")));
-        assert!(!memory.holds(&child, 1, &present("")));
+        assert!(memory.holds(&child, 1, &present("3"), None));
+        assert!(!memory.holds(&child, 1, &present(""), None));
     }
 }

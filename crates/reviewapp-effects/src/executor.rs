@@ -14,10 +14,10 @@ use reviewapp_state::{EventKind, EventNote};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::applied::{AppliedMemory, live_version, manifest_hash};
+use crate::applied::{AppliedMemory, hash_label, live_version, manifest_hash};
 use crate::error::{EffectsError, ObjectId, Verb, redact};
 use crate::retry::{self, RetryPolicy, has_status, is_already_exists};
-use crate::{LiveIndex, Lookup, Observer};
+use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, Observer};
 
 /// Largest `note` the `events.k8s.io/v1` API accepts (bytes).
 const MAX_EVENT_NOTE: usize = 1024;
@@ -163,13 +163,28 @@ impl Effects {
         let child = &manifest.child;
         let hash = manifest_hash(&manifest.object);
         let lookup = live.lookup(child);
-        if self.applied.holds(child, hash, &lookup) {
+        if self
+            .applied
+            .holds(child, hash, &lookup, live.applied_hash(child).as_deref())
+        {
             trace_action("apply", child, true);
             return Ok(Outcome::Skipped);
         }
         let api = child_api(&self.client, child);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let patch = Patch::Apply(&manifest.object);
+        let mut object = manifest.object.clone();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = metadata
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(
+                    APPLIED_HASH_ANNOTATION.to_string(),
+                    Value::String(hash_label(hash)),
+                );
+            }
+        }
+        let patch = Patch::Apply(&object);
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),

@@ -36,10 +36,20 @@ pub enum Lookup {
     Unknown,
 }
 
+/// Annotation on every applied object: the hash of the manifest that was applied. After a
+/// restart (when the in-process memory of applies is empty) an object whose annotation matches
+/// the desired manifest is adopted instead of being applied again.
+pub const APPLIED_HASH_ANNOTATION: &str = "reviewtron.k8s.revelry.co/applied-hash";
+
 /// Read access to the daemon's caches of child objects.
 pub trait LiveIndex: Send + Sync {
     /// What is known about `child`.
     fn lookup(&self, child: &ChildRef) -> Lookup;
+
+    /// The [`APPLIED_HASH_ANNOTATION`] of `child` as the cache last saw it, if known.
+    fn applied_hash(&self, _child: &ChildRef) -> Option<String> {
+        None
+    }
 }
 
 /// An index that knows nothing: every lookup is [`Lookup::Unknown`], so every action is sent.

@@ -120,13 +120,32 @@ async fn add_on_an_empty_cluster_sends_the_pinned_requests() {
         .collect();
     assert_eq!(applied.len(), 6);
     for (request, (_, manifest)) in applied.iter().zip(applies(&plan)) {
+        // Every applied object carries the hash of its manifest, then is exactly the manifest.
+        let mut body = request.body.clone();
+        let annotations = body["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotated");
+        let hash = annotations
+            .remove(reviewapp_effects::APPLIED_HASH_ANNOTATION)
+            .expect("applied-hash");
+        assert!(
+            hash.as_str()
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{hash}"
+        );
+        if annotations.is_empty() {
+            body["metadata"]
+                .as_object_mut()
+                .expect("metadata")
+                .remove("annotations");
+        }
         if manifest.child == tls_ref() {
             let mut expected = manifest.object.clone();
             expected["type"] = json!("kubernetes.io/tls");
             expected["data"] = tls_source()["data"].clone();
-            assert_eq!(request.body, expected);
+            assert_eq!(body, expected);
         } else {
-            assert_eq!(request.body, manifest.object, "{}", request.line());
+            assert_eq!(body, manifest.object, "{}", request.line());
         }
     }
     // The Event: on the cluster-scoped ReviewApp, so POSTed to the `default` namespace (the
@@ -575,4 +594,67 @@ async fn status_of_a_vanished_app_is_not_an_error() {
     let body: Value = api.take()[0].body.clone();
     assert!(body["status"].get("url").is_none());
     assert_eq!(body["status"]["buildJobName"], JOB);
+}
+
+/// What a restarted operator's cache shows: the objects with the resourceVersions and the
+/// applied-hash annotations the previous process left.
+struct AfterRestart {
+    index: MapIndex,
+    hashes: std::collections::HashMap<ChildRef, String>,
+}
+
+impl reviewapp_effects::LiveIndex for AfterRestart {
+    fn lookup(&self, child: &ChildRef) -> Lookup {
+        self.index.lookup(child)
+    }
+
+    fn applied_hash(&self, child: &ChildRef) -> Option<String> {
+        self.hashes.get(child).cloned()
+    }
+}
+
+/// After a restart the memory of applies is empty: objects whose applied-hash annotation
+/// matches the desired manifest are adopted, not applied again; a changed manifest still is.
+#[tokio::test]
+async fn a_restarted_operator_adopts_what_it_applied_before() {
+    let api = MockApi::healthy();
+    let (first, _) = new_effects(&api);
+    let app = app();
+    let (_, plan) = pipeline(&app, AppEvent::Add);
+    first
+        .execute(&app, &plan, &MapIndex::all(Lookup::Absent))
+        .await
+        .unwrap();
+    let requests = api.take();
+    let mut hashes = std::collections::HashMap::new();
+    for r in requests.iter().filter(|r| r.content_type == APPLY) {
+        let child = child_of(&r.body).expect("a child");
+        let hash = r.body["metadata"]["annotations"][reviewapp_effects::APPLIED_HASH_ANNOTATION]
+            .as_str()
+            .expect("annotated");
+        hashes.insert(child, hash.to_string());
+    }
+    assert_eq!(hashes.len(), 6);
+    let restarted = AfterRestart {
+        index: MapIndex::from_responses(&requests, Lookup::Absent),
+        hashes,
+    };
+
+    let (second, _) = new_effects(&api);
+    assert_eq!(second.remembered(), 0, "a new process remembers nothing");
+    let mut seen = app.clone();
+    seen.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+    let report = second.execute(&seen, &plan, &restarted).await.unwrap();
+    let writes: Vec<String> = api
+        .take()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(Recorded::line)
+        .collect();
+    assert!(
+        writes.iter().all(|l| l.contains("/events")),
+        "only the Event is written, no child is applied again: {writes:#?}"
+    );
+    assert_eq!(report.skipped, 8, "the Job, six children, the finalizer");
+    assert_eq!(second.remembered(), 6, "adopted objects are remembered");
 }

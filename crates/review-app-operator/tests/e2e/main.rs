@@ -505,3 +505,35 @@ async fn one_lifecycle_costs_exactly_the_minimal_writes_on_emulator() {
     assert_eq!(total, 10 + 3 + 4 + 3 + 9, "{steps:#?}");
     w.cleanup().await;
 }
+
+/// A restart with a deployed app starts no build and writes nothing: every child is adopted
+/// through its applied-hash annotation, the status is unchanged, no Event is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
+    let mut w = World::emulated().await;
+    let emulator = w.emulator.clone().unwrap();
+    w.start().await;
+    w.apply_app(w.sample("test", "678", SHA1)).await;
+    eventually("the build Job exists", || async {
+        w.jobs().get_opt(JOB1).await.unwrap().is_some()
+    })
+    .await;
+    w.finish_job(JOB1, true).await;
+    eventually("deployed", || has_status(&w, "test", "deployed", "success")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    w.stop().await;
+
+    emulator.clear_requests();
+    w.start().await;
+    // Start-up, the replayed ADD and two ticks (1 s here).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let writes: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.actor.as_deref() == Some("operator") && r.is_write() && !r.watch)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "a restart wrote: {writes:#?}");
+    assert!(deployment_runs(&w, 1, IMG1).await, "still serving");
+    w.cleanup().await;
+}
