@@ -125,15 +125,30 @@ impl Controller {
             watcher::Config::default().labels(MANAGED_SELECTOR),
         )
         .default_backoff()
-        .modify(|job: &mut Job| job.metadata.managed_fields = None)
+        .modify(|job: &mut Job| {
+            // Keep what observe_job reads (status, completions, backoffLimit, owner): the
+            // pod template and managed fields are most of a Job's size.
+            job.metadata.managed_fields = None;
+            job.metadata.annotations = None;
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        })
         .reflect(jobs_writer);
         let jobs_scheduler = self.scheduler.clone();
+        let jobs_handler = self.handler.clone();
         let jobs_task = tokio::spawn(async move {
             futures::pin_mut!(jobs_stream);
             while let Some(event) = jobs_stream.next().await {
                 match event {
-                    Ok(Event::Apply(job) | Event::Delete(job)) => {
-                        if let Some(app) = owner(&job) {
+                    Ok(event @ (Event::Apply(_) | Event::Delete(_))) => {
+                        let (Event::Apply(job) | Event::Delete(job)) = &event else {
+                            continue;
+                        };
+                        if matches!(event, Event::Delete(_)) {
+                            jobs_handler.job_gone(&job.metadata.name.clone().unwrap_or_default());
+                        }
+                        if let Some(app) = owner(job) {
                             jobs_scheduler.submit(app, AppEvent::Reconcile);
                         }
                     }
@@ -152,7 +167,14 @@ impl Controller {
 
         // ReviewApps: classified into ADD / MODIFY / DELETE.
         let apps: Api<DeserializeGuard<ReviewApp>> = Api::all(client.clone());
-        let app_stream = watch(apps, watcher::Config::default()).default_backoff();
+        let app_stream = watch(apps, watcher::Config::default())
+            .default_backoff()
+            // Managed fields are never read and are a large share of each object.
+            .modify(|guard: &mut DeserializeGuard<ReviewApp>| {
+                if let Ok(app) = guard.0.as_mut() {
+                    app.metadata.managed_fields = None;
+                }
+            });
         let handler = self.handler.clone();
         let scheduler = self.scheduler.clone();
         let apps_ready = ready.clone();

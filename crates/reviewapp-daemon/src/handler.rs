@@ -78,7 +78,15 @@ pub struct AppHandler {
     /// uids whose teardown completed: later events for them (our own finalizer removal echoing
     /// back, a RECONCILE from a deleted build Job) have nothing left to do.
     torn_down: Mutex<std::collections::HashSet<String>>,
+    /// Build Jobs this process started, by name, with when: until the Job watch delivers one,
+    /// its absence from the store is the watch lagging, not a vanished build.
+    started_jobs: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a build Job this process created may be missing from the Job store before it counts
+/// as vanished. The watch normally delivers it within milliseconds; a Job deleted while the watch
+/// relists leaves no delete event, so this bounds how long such a build waits to be restarted.
+const JOB_STORE_LAG: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppHandler {
     /// A handler reading build Jobs from `jobs` and existing children from `live`.
@@ -99,6 +107,7 @@ impl AppHandler {
             metrics,
             listener: None,
             torn_down: Mutex::new(std::collections::HashSet::new()),
+            started_jobs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -177,6 +186,15 @@ impl AppHandler {
         out
     }
 
+    /// The build Job watch saw `job` deleted: if this process started it, its absence from the
+    /// store is no longer lag.
+    pub fn job_gone(&self, job: &str) {
+        self.started_jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job);
+    }
+
     /// Records a Warning Event on a `ReviewApp` that does not deserialize, naming the error.
     pub async fn report_malformed(&self, name: &str, error: &str) {
         let stub = ReviewApp::new(name, Default::default());
@@ -251,7 +269,30 @@ impl AppHandler {
                 self.jobs
                     .get(&ObjectRef::new(job).within(&self.config.build_namespace))
             });
-        let observation = observe_job(job.as_deref());
+        let observation = match (
+            job.as_deref(),
+            app.status.as_ref().and_then(|s| s.build_job_name.as_ref()),
+        ) {
+            (Some(job), Some(name)) => {
+                self.started_jobs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name);
+                observe_job(Some(job))
+            }
+            // Just created by us and not delivered by the watch yet: running, not vanished.
+            (None, Some(name))
+                if self
+                    .started_jobs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(name)
+                    .is_some_and(|at| at.elapsed() < JOB_STORE_LAG) =>
+            {
+                reviewapp_state::BuildObservation::Running
+            }
+            _ => observe_job(None),
+        };
         let mut t = transition(&app, event, &observation, &self.config, Timestamp::now());
         // The failure condition is the daemon's own: an attempt that succeeds clears it.
         t.status
@@ -312,7 +353,22 @@ impl AppHandler {
         t: &reviewapp_state::Transition,
     ) -> Result<(Vec<String>, u32), HandleError> {
         let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
+        let starting: Vec<&String> = t
+            .intents
+            .iter()
+            .filter_map(|i| match i {
+                Intent::StartBuild { job_name, .. } => Some(job_name),
+                _ => None,
+            })
+            .collect();
         let mut report = self.effects.execute(app, &plan, self.live.as_ref()).await?;
+        {
+            let mut started = self.started_jobs.lock().unwrap_or_else(|e| e.into_inner());
+            started.retain(|_, at| at.elapsed() < JOB_STORE_LAG);
+            for job in starting {
+                started.insert(job.clone(), Instant::now());
+            }
+        }
         self.metrics
             .writes_skipped
             .inc_by(u64::from(report.skipped));

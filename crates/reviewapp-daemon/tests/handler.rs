@@ -118,6 +118,8 @@ impl World {
 
     fn job_vanishes(&mut self, path: &str) {
         let job: Job = serde_json::from_value(self.fake.remove(path).unwrap()).unwrap();
+        // What the controller does with the Job watch's delete event.
+        self.handler.job_gone(job.metadata.name.as_deref().unwrap());
         self.jobs.apply_watcher_event(&Event::Delete(job));
     }
 
@@ -627,5 +629,19 @@ async fn a_failed_push_keeps_the_old_status_so_the_retry_redoes_everything() {
             .unwrap()
             .iter()
             .any(|c| c["type"] == "ReconcileFailed")
+    );
+}
+
+#[tokio::test]
+async fn a_build_job_just_created_is_not_mistaken_for_a_vanished_one() {
+    // The Job watch has not delivered the Job the ADD created when a RECONCILE comes in.
+    let w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    let sent = w.handle(AppEvent::Reconcile).await;
+    assert_eq!(
+        sent,
+        lines(&[("GET", TLS_SOURCE, "")]),
+        "no restart, no BuildRestarted Warning"
     );
 }
