@@ -115,7 +115,9 @@ mod verbs;
 mod watch;
 
 pub use faults::RequestMatcher;
-pub use handle::{ACTOR_HEADER, Handle, RequestRecord, TESTKIT_MANAGER, object_path};
+pub use handle::{
+    ACTOR_HEADER, Handle, ObjectEvent, RequestRecord, Subscription, TESTKIT_MANAGER, object_path,
+};
 pub use patch::{JsonPatchError, json_patch, merge_patch};
 pub use resource::{ResourceKey, plural_of, split_api_version};
 pub use route::{Target, parse_path};

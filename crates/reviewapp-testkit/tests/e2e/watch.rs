@@ -190,3 +190,43 @@ async fn bookmarks_and_timeouts() {
     }
     assert_eq!(events, ["init", "init-apply a", "init-done"]);
 }
+
+/// `Handle::subscribe`: an in-process watch that sees API and handle writes (selector and
+/// namespace applied), is not in the request log, and ends when watches are cut.
+#[tokio::test]
+async fn handle_subscription_sees_changes_without_requests() {
+    let (_emulator, client, handle) = crate::common::start().await;
+    let mut sub = handle
+        .subscribe("", "v1", "configmaps", Some("ns"), Some("app=a"))
+        .unwrap();
+    handle.clear_requests();
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "ns");
+    let cm = |name: &str, app: &str| {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": app}}, "data": {"k": "v"}
+        }))
+        .unwrap()
+    };
+    api.create(&kube::api::PostParams::default(), &cm("other", "b"))
+        .await
+        .unwrap();
+    api.create(&kube::api::PostParams::default(), &cm("one", "a"))
+        .await
+        .unwrap();
+    let event = sub.next().await.unwrap();
+    assert_eq!(event.kind, "ADDED");
+    assert_eq!(event.object["metadata"]["name"], "one");
+    handle
+        .delete("/api/v1/namespaces/ns/configmaps/one")
+        .unwrap();
+    let event = sub.next().await.unwrap();
+    assert_eq!(event.kind, "DELETED");
+    assert!(handle.requests().iter().all(|r| !r.watch), "no HTTP watch");
+    assert_eq!(
+        handle.requests().len(),
+        2,
+        "only the two creates are logged"
+    );
+    handle.cut_watches();
+    assert!(sub.next().await.is_none());
+}

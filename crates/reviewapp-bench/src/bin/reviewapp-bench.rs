@@ -1,0 +1,75 @@
+//! `reviewapp-bench`: runs the real operator (`review-app-operator run`, a child process)
+//! against the in-process API emulator at each N and prints a markdown table. See the crate
+//! documentation for the phases, and docs/benchmarks.md for the results.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use reviewapp_bench::{BenchOptions, markdown, run, write_breakdown};
+
+#[derive(Parser)]
+#[command(
+    name = "reviewapp-bench",
+    about = "Benchmarks the operator against the API emulator"
+)]
+struct Args {
+    /// Numbers of ReviewApps, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    apps: Vec<usize>,
+    /// The operator binary (default: `review-app-operator` next to this one).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Run the daemon in this process instead (no RSS/CPU figures).
+    #[arg(long)]
+    in_process: bool,
+    /// Seconds of the idle window (the operator ticks every second in it).
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// Longest wait for one phase to converge, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_seconds: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let operator = if args.in_process {
+        None
+    } else {
+        Some(match args.operator {
+            Some(path) => path,
+            None => std::env::current_exe()
+                .context("locating this binary")?
+                .with_file_name("review-app-operator"),
+        })
+    };
+    if let Some(path) = &operator {
+        anyhow::ensure!(
+            path.exists(),
+            "{} does not exist: build it first (cargo build --release -p review-app-operator) or pass --operator",
+            path.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut reports = Vec::new();
+    for n in args.apps {
+        eprintln!("running N = {n} ...");
+        let options = BenchOptions {
+            apps: n,
+            operator: operator.clone(),
+            idle: Duration::from_secs(args.idle_seconds),
+            timeout: Duration::from_secs(args.timeout_seconds),
+        };
+        let report = runtime
+            .block_on(run(&options))
+            .with_context(|| format!("the benchmark at N = {n}"))?;
+        eprint!("{}", write_breakdown(&report));
+        reports.push(report);
+    }
+    print!("{}", markdown(&reports));
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The benchmark driver completes at N = 2 with the daemon in this process (no timing checked).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_completes_a_tiny_run() {
+    let options = reviewapp_bench::BenchOptions {
+        apps: 2,
+        operator: None,
+        idle: Duration::from_millis(1500),
+        timeout: Duration::from_secs(30),
+    };
+    let report = reviewapp_bench::run(&options).await.unwrap();
+    assert_eq!(report.phases.len(), 5);
+    assert!(reviewapp_bench::markdown(&[report]).contains("N = 2"));
+}
