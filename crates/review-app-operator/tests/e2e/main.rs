@@ -72,6 +72,18 @@ scenario!(
     invalid_then_fixed
 );
 
+/// The operator's write requests in the emulator's log (method and path), then clears the log.
+fn take_operator_writes(emulator: &reviewapp_testkit::Handle) -> Vec<String> {
+    let writes = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.actor.as_deref() == Some("operator") && r.is_write() && !r.watch)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    emulator.clear_requests();
+    writes
+}
+
 fn status_pair(app: &reviewapp_api::ReviewApp) -> (String, String) {
     let status = serde_json::to_value(&app.status).unwrap();
     (
@@ -448,16 +460,6 @@ async fn one_lifecycle_costs_exactly_the_minimal_writes_on_emulator() {
     let mut w = World::emulated().await;
     let emulator = w.emulator.clone().unwrap();
     w.start().await;
-    let operator_writes = |emulator: &reviewapp_testkit::Handle| {
-        let writes: Vec<String> = emulator
-            .requests()
-            .into_iter()
-            .filter(|r| r.actor.as_deref() == Some("operator") && r.is_write() && !r.watch)
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
-        emulator.clear_requests();
-        writes
-    };
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
     let mut steps: Vec<(&str, Vec<String>)> = Vec::new();
     emulator.clear_requests();
@@ -468,12 +470,12 @@ async fn one_lifecycle_costs_exactly_the_minimal_writes_on_emulator() {
     })
     .await;
     settle().await;
-    steps.push(("add", operator_writes(&emulator)));
+    steps.push(("add", take_operator_writes(&emulator)));
 
     w.finish_job(JOB1, true).await;
     eventually("deployed", || has_status(&w, "test", "deployed", "success")).await;
     settle().await;
-    steps.push(("deploy", operator_writes(&emulator)));
+    steps.push(("deploy", take_operator_writes(&emulator)));
 
     w.push("test", SHA2).await;
     eventually("rebuilding", || {
@@ -481,7 +483,7 @@ async fn one_lifecycle_costs_exactly_the_minimal_writes_on_emulator() {
     })
     .await;
     settle().await;
-    steps.push(("push", operator_writes(&emulator)));
+    steps.push(("push", take_operator_writes(&emulator)));
 
     w.finish_job(JOB2, true).await;
     eventually("redeployed", || {
@@ -489,17 +491,17 @@ async fn one_lifecycle_costs_exactly_the_minimal_writes_on_emulator() {
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    steps.push(("redeploy", operator_writes(&emulator)));
+    steps.push(("redeploy", take_operator_writes(&emulator)));
 
     // Idle, with two ticks (1 s here): no write at all.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let idle = operator_writes(&emulator);
+    let idle = take_operator_writes(&emulator);
     assert!(idle.is_empty(), "idle: {idle:#?}");
 
     w.delete_app("test").await;
     eventually("gone", || async { w.app("test").await.is_none() }).await;
     settle().await;
-    steps.push(("delete", operator_writes(&emulator)));
+    steps.push(("delete", take_operator_writes(&emulator)));
 
     let total: usize = steps.iter().map(|(_, writes)| writes.len()).sum();
     assert_eq!(total, 10 + 3 + 4 + 3 + 9, "{steps:#?}");
@@ -527,12 +529,7 @@ async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
     w.start().await;
     // Start-up, the replayed ADD and two ticks (1 s here).
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let writes: Vec<String> = emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r.actor.as_deref() == Some("operator") && r.is_write() && !r.watch)
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let writes = take_operator_writes(&emulator);
     assert!(writes.is_empty(), "a restart wrote: {writes:#?}");
     assert!(deployment_runs(&w, 1, IMG1).await, "still serving");
     w.cleanup().await;
