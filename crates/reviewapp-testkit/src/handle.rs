@@ -466,11 +466,13 @@ impl Handle {
     }
 
     /// Drops the event history: open watches end with a `410 Expired` error event and any
-    /// watch resuming from an older resourceVersion gets one too, so watchers relist.
+    /// watch resuming from an older resourceVersion gets one too, so watchers relist. The
+    /// continue tokens of unfinished paginated lists expire too.
     pub fn expire_resource_versions(&self) {
         let mut world = self.world();
         let rv = world.resource_version();
         world.watches.expire(rv);
+        world.pages.expire();
     }
 
     /// Number of watch streams currently open.

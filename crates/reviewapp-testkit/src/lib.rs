@@ -85,8 +85,11 @@
 //!   are ignored.
 //! - `application/strategic-merge-patch+json` is applied as a JSON merge patch (lists are
 //!   replaced, no `$patch` directives).
-//! - Lists are one page: `limit` and `continue` are accepted and ignored; list
-//!   `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current).
+//! - Lists honour `limit` and `continue` as etcd does: the first page fixes a snapshot and
+//!   later pages come from it at the first page's resourceVersion (`remainingItemCount` is
+//!   set). At most 16 unfinished lists are kept; an evicted one, or any after
+//!   [`Handle::expire_resource_versions`], answers `410 Expired`. List
+//!   `resourceVersion`/`resourceVersionMatch` are ignored (first pages are always current).
 //! - The watch history is bounded per resource ([`Options::history_limit`]); a resume from an
 //!   older resourceVersion (or anything before [`Handle::expire_resource_versions`], which
 //!   also ends every open watch that way) gets a `410 Expired` error event. Bookmarks come every [`Options::bookmark_interval`] when the
@@ -104,6 +107,7 @@ mod fields;
 mod gc;
 mod handle;
 mod meta;
+mod pages;
 mod patch;
 mod resource;
 mod route;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::fields::{self, Entry, Scope};
 use crate::meta;
+use crate::pages::Pages;
 use crate::resource::ResourceKey;
 use crate::selector::Filter;
 use crate::status::ApiError;
@@ -74,6 +75,8 @@ pub(crate) struct World {
     kinds: HashMap<ResourceKey, String>,
     unavailable: HashSet<ResourceKey>,
     pub(crate) watches: WatchHub,
+    /// Lists being read page by page.
+    pub(crate) pages: Pages,
     seed: u64,
 }
 
@@ -91,6 +94,7 @@ impl World {
             kinds: HashMap::new(),
             unavailable: HashSet::new(),
             watches: WatchHub::new(history),
+            pages: Pages::default(),
             seed,
         }
     }

@@ -10,6 +10,7 @@ use crate::apply::{self, ApplyParams};
 use crate::fields::Scope;
 use crate::handle::Shared;
 use crate::meta;
+use crate::pages;
 use crate::patch::{self, JsonPatchError};
 use crate::route::{Query, Target};
 use crate::selector::Filter;
@@ -177,22 +178,38 @@ fn filter(req: &Req<'_>) -> Result<Filter, ApiError> {
 
 fn list(shared: &Shared, target: &Target, req: &Req<'_>) -> Result<Reply, ApiError> {
     let filter = filter(req)?;
-    let world = shared.world();
-    let items = world.list(&target.res, target.namespace.as_deref(), &filter);
-    let rv = world.resource_version().to_string();
+    let limit = pages::parse_limit(req.query.get("limit"));
+    let mut world = shared.world();
+    let page = match req.query.get("continue").filter(|t| !t.is_empty()) {
+        Some(token) => world
+            .pages
+            .next(&target.res, target.namespace.as_deref(), token, limit)?,
+        None => {
+            let items = world.list(&target.res, target.namespace.as_deref(), &filter);
+            let rv = world.resource_version();
+            world
+                .pages
+                .first(&target.res, target.namespace.as_deref(), items, rv, limit)
+        }
+    };
+    let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(token) = page.continue_token {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(page.remaining);
+    }
     let body = if req.meta_only() {
         json!({
             "apiVersion": "meta.k8s.io/v1",
             "kind": "PartialObjectMetadataList",
-            "metadata": {"resourceVersion": rv},
-            "items": items.iter().map(watch::partial_metadata).collect::<Vec<_>>(),
+            "metadata": metadata,
+            "items": page.items.iter().map(watch::partial_metadata).collect::<Vec<_>>(),
         })
     } else {
         json!({
             "apiVersion": target.res.api_version(),
             "kind": format!("{}List", world.kind_of(&target.res)),
-            "metadata": {"resourceVersion": rv},
-            "items": items,
+            "metadata": metadata,
+            "items": page.items,
         })
     };
     Ok(Reply::Json(200, body))
