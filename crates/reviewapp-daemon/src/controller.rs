@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use reviewapp_api::{OperatorConfig, ReviewApp};
 use reviewapp_effects::Effects;
@@ -19,7 +19,7 @@ use reviewapp_state::AppEvent;
 use crate::classify::Classified;
 use crate::handler::AppHandler;
 use crate::health::Readiness;
-use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_kind};
+use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_config, watch_kind};
 use crate::metrics::Metrics;
 use crate::scheduler::{Backoff, Scheduler};
 
@@ -120,21 +120,18 @@ impl Controller {
 
         // Build Jobs: the store the handler observes; a change reconciles the owner at once.
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
-        let jobs_stream = watch(
-            jobs_api,
-            watcher::Config::default().labels(MANAGED_SELECTOR),
-        )
-        .default_backoff()
-        .modify(|job: &mut Job| {
-            // Keep what observe_job reads (status, completions, backoffLimit, owner): the
-            // pod template and managed fields are most of a Job's size.
-            job.metadata.managed_fields = None;
-            job.metadata.annotations = None;
-            if let Some(spec) = job.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        })
-        .reflect(jobs_writer);
+        let jobs_stream = watch(jobs_api, watch_config().labels(MANAGED_SELECTOR))
+            .default_backoff()
+            .modify(|job: &mut Job| {
+                // Keep what observe_job reads (status, completions, backoffLimit, owner): the
+                // pod template and managed fields are most of a Job's size.
+                job.metadata.managed_fields = None;
+                job.metadata.annotations = None;
+                if let Some(spec) = job.spec.as_mut() {
+                    spec.template = Default::default();
+                }
+            })
+            .reflect(jobs_writer);
         let jobs_scheduler = self.scheduler.clone();
         let jobs_handler = self.handler.clone();
         let jobs_task = tokio::spawn(async move {
@@ -167,7 +164,7 @@ impl Controller {
 
         // ReviewApps: classified into ADD / MODIFY / DELETE.
         let apps: Api<DeserializeGuard<ReviewApp>> = Api::all(client.clone());
-        let app_stream = watch(apps, watcher::Config::default())
+        let app_stream = watch(apps, watch_config())
             .default_backoff()
             // Managed fields are never read and are a large share of each object.
             .modify(|guard: &mut DeserializeGuard<ReviewApp>| {

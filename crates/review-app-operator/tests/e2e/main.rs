@@ -534,3 +534,70 @@ async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
     assert!(deployment_runs(&w, 1, IMG1).await, "still serving");
     w.cleanup().await;
 }
+
+/// More apps than one list page: the operator lists page by page (as a real API server
+/// serves `limit`), and a restart still sees every build Job and every child on the later
+/// pages, so it starts no build and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_more_apps_than_a_list_page_writes_nothing_on_emulator() {
+    const APPS: usize = 130;
+    let page = reviewapp_daemon::live::LIST_PAGE_SIZE as usize;
+    assert!(APPS > page, "the scenario needs a second page");
+    let mut w = World::emulated().await;
+    let emulator = w.emulator.clone().unwrap();
+    w.start().await;
+    for i in 0..APPS {
+        w.apply_app(w.sample(&format!("app-{i}"), &format!("{}", 1000 + i), SHA1))
+            .await;
+    }
+    eventually("every build Job exists", || async {
+        w.jobs()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+            == APPS
+    })
+    .await;
+    eventually("every app is building", || async {
+        let apps: kube::Api<reviewapp_api::ReviewApp> = kube::Api::all(w.client.clone());
+        let list = apps.list(&Default::default()).await.unwrap();
+        list.items.len() == APPS && list.items.iter().all(|a| status_pair(a).1 == "building")
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    w.stop().await;
+
+    emulator.clear_requests();
+    w.start().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let lists: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.actor.as_deref() == Some("operator")
+                && r.method == "GET"
+                && !r.watch
+                && (r.path.ends_with("/jobs") || r.path.ends_with("/reviewapps"))
+        })
+        .map(|r| format!("{}?{}", r.path, r.query))
+        .collect();
+    // Every watched list (build Jobs, Job metadata, ReviewApps) read in two pages.
+    for path in [
+        format!("/apis/batch/v1/namespaces/{BUILD_NS}/jobs?"),
+        "/apis/batch/v1/jobs?".to_string(),
+        "/apis/reviewtron.k8s.revelry.co/v1/reviewapps?".to_string(),
+    ] {
+        let pages: Vec<&String> = lists.iter().filter(|l| l.starts_with(&path)).collect();
+        assert_eq!(pages.len(), APPS.div_ceil(page), "{path}: {lists:#?}");
+        assert!(
+            pages.iter().all(|l| l.contains(&format!("limit={page}"))),
+            "{lists:#?}"
+        );
+        assert!(pages[1].contains("continue="), "{lists:#?}");
+    }
+    let writes = take_operator_writes(&emulator);
+    assert!(writes.is_empty(), "a restart wrote: {writes:#?}");
+    w.cleanup().await;
+}
