@@ -132,8 +132,10 @@ impl Classifier {
 
     /// Records an object the operator itself just wrote (the API server's answer to a status or
     /// finalizer patch), so that the watch event echoing that write is not classified as a
-    /// MODIFY. Ignored unless the name and uid are known.
-    pub fn record_write(&mut self, object: ReviewApp) {
+    /// MODIFY. Ignored unless the name and uid are known. Its `managedFields` are dropped, as the
+    /// watch drops them: they are never read and are a large share of each object.
+    pub fn record_write(&mut self, mut object: ReviewApp) {
+        object.metadata.managed_fields = None;
         let Some(name) = object.metadata.name.clone() else {
             return;
         };
