@@ -110,8 +110,8 @@ pub struct Requests {
     pub writes: usize,
     /// POST of a build Job.
     pub job_creates: usize,
-    /// Writes by method and resource, e.g. `PATCH deployments` (to explain a number).
-    pub writes_by: BTreeMap<String, usize>,
+    /// Reads and writes by method and resource, e.g. `PATCH deployments` (to explain a number).
+    pub by: BTreeMap<String, usize>,
 }
 
 impl Requests {
@@ -125,11 +125,13 @@ impl Requests {
                 if r.method == "POST" && r.path.ends_with("/jobs") {
                     out.job_creates += 1;
                 }
-                *out.writes_by
-                    .entry(format!("{} {}", r.method, resource_of(&r.path)))
-                    .or_default() += 1;
             } else {
                 out.reads += 1;
+            }
+            if !r.watch {
+                *out.by
+                    .entry(format!("{} {}", r.method, resource_of(&r.path)))
+                    .or_default() += 1;
             }
         }
         out
@@ -1058,12 +1060,13 @@ pub fn markdown(reports: &[Report]) -> String {
     out
 }
 
-/// Writes by method and resource, per phase, per app (to explain the write counts).
-pub fn write_breakdown(report: &Report) -> String {
-    let mut out = format!("writes per app by phase at N = {}:\n", report.apps);
+/// Requests (reads and writes, no watches) by method and resource, per phase, per app (to
+/// explain the counts).
+pub fn request_breakdown(report: &Report) -> String {
+    let mut out = format!("requests per app by phase at N = {}:\n", report.apps);
     for (phase, q) in &report.phases {
         let parts: Vec<String> = q
-            .writes_by
+            .by
             .iter()
             .map(|(k, v)| format!("{k} {:.2}", *v as f64 / report.apps.max(1) as f64))
             .collect();

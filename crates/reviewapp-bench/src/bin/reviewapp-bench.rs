@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use reviewapp_bench::{BenchOptions, markdown, run, write_breakdown};
+use reviewapp_bench::{BenchOptions, markdown, run, request_breakdown};
 
 #[derive(Parser)]
 #[command(
@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         let report = runtime
             .block_on(run(&options))
             .with_context(|| format!("the benchmark at N = {n}"))?;
-        eprint!("{}", write_breakdown(&report));
+        eprint!("{}", request_breakdown(&report));
         reports.push(report);
     }
     print!("{}", markdown(&reports));
