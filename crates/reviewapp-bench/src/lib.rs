@@ -1065,11 +1065,10 @@ pub fn markdown(reports: &[Report]) -> String {
 pub fn request_breakdown(report: &Report) -> String {
     let mut out = format!("requests per app by phase at N = {}:\n", report.apps);
     for (phase, q) in &report.phases {
-        let parts: Vec<String> = q
-            .by
-            .iter()
-            .map(|(k, v)| format!("{k} {:.2}", *v as f64 / report.apps.max(1) as f64))
-            .collect();
+        let parts: Vec<String> =
+            q.by.iter()
+                .map(|(k, v)| format!("{k} {:.2}", *v as f64 / report.apps.max(1) as f64))
+                .collect();
         out.push_str(&format!("  {phase}: {}\n", parts.join(", ")));
     }
     out

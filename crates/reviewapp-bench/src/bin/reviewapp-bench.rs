@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use reviewapp_bench::{BenchOptions, markdown, run, request_breakdown};
+use reviewapp_bench::{BenchOptions, markdown, request_breakdown, run};
 
 #[derive(Parser)]
 #[command(
