@@ -50,7 +50,11 @@ impl Controller {
         listener: Option<crate::handler::Listener>,
     ) -> (Self, reflector::store::Writer<Job>) {
         let (jobs, writer) = reflector::store::<Job>();
-        let live = Arc::new(LiveObjects::new());
+        let mut live = LiveObjects::new();
+        if !config.tls.secret_name.is_empty() {
+            live = live.with_tls_source(&config.tls.secret_namespace, &config.tls.secret_name);
+        }
+        let live = Arc::new(live);
         let handler = Arc::new(
             AppHandler::new(config, effects, metrics.clone(), jobs.clone(), live.clone())
                 .with_listener(listener),
@@ -117,6 +121,24 @@ impl Controller {
                 })
             })
             .collect();
+
+        // The TLS source Secret: a renewal reconciles every app, which copies it again.
+        let tls_task = self.live.tls_source().map(|tls| {
+            let stream = tls.watch(client.clone());
+            let handler = self.handler.clone();
+            let scheduler = self.scheduler.clone();
+            tokio::spawn(async move {
+                futures::pin_mut!(stream);
+                while let Some(event) = stream.next().await {
+                    if tls.apply(event) {
+                        tracing::info!("the TLS source Secret changed; reconciling every app");
+                        for name in handler.names() {
+                            scheduler.submit(name, AppEvent::Reconcile);
+                        }
+                    }
+                }
+            })
+        });
 
         // Build Jobs: the store the handler observes; a change reconciles the owner at once.
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
@@ -221,7 +243,8 @@ impl Controller {
         let _ = futures::future::select_all(
             [apps_task, jobs_task, tick_task]
                 .into_iter()
-                .chain(live_tasks),
+                .chain(live_tasks)
+                .chain(tls_task),
         )
         .await;
     }

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod scheduler;
+pub mod source;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -11,8 +11,10 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
-use reviewapp_effects::{LiveIndex, Lookup};
+use reviewapp_effects::{LiveIndex, Lookup, SecretLookup};
 use reviewapp_resources::{ChildKind, ChildRef};
+
+use crate::source::SourceSecret;
 
 /// Label selector of every object the operator creates.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=review-app-operator";
@@ -120,10 +122,11 @@ impl KindCache {
     }
 }
 
-/// Every child kind's cache.
+/// Every child kind's cache, and the TLS source Secret's.
 #[derive(Default)]
 pub struct LiveObjects {
     kinds: HashMap<ChildKind, Arc<KindCache>>,
+    tls: Option<Arc<SourceSecret>>,
 }
 
 impl LiveObjects {
@@ -134,7 +137,19 @@ impl LiveObjects {
                 .iter()
                 .map(|k| (*k, Arc::default()))
                 .collect(),
+            tls: None,
         }
+    }
+
+    /// Also caches the TLS source Secret `namespace`/`name`.
+    pub fn with_tls_source(mut self, namespace: &str, name: &str) -> Self {
+        self.tls = Some(Arc::new(SourceSecret::new(namespace, name)));
+        self
+    }
+
+    /// The TLS source Secret's cache, when there is one.
+    pub fn tls_source(&self) -> Option<Arc<SourceSecret>> {
+        self.tls.clone()
     }
 
     /// The cache of `kind`.
@@ -142,12 +157,14 @@ impl LiveObjects {
         self.kinds.get(&kind).cloned().unwrap_or_default()
     }
 
-    /// Whether the kinds every cluster has (all but the database CRDs) are synced.
+    /// Whether the kinds every cluster has (all but the database CRDs) and the TLS source
+    /// Secret are synced.
     pub fn core_synced(&self) -> bool {
         ChildKind::ALL
             .iter()
             .filter(|k| !matches!(k, ChildKind::KubedbPostgres | ChildKind::CnpgCluster))
             .all(|k| self.cache(*k).synced())
+            && self.tls.as_ref().is_none_or(|tls| tls.synced())
     }
 }
 
@@ -156,6 +173,13 @@ impl LiveIndex for LiveObjects {
         match self.kinds.get(&child.kind) {
             Some(cache) => cache.lookup(&child.namespace, &child.name),
             None => Lookup::Unknown,
+        }
+    }
+
+    fn source_secret(&self, namespace: &str, name: &str) -> SecretLookup {
+        match &self.tls {
+            Some(tls) => tls.lookup(namespace, name),
+            None => SecretLookup::Unknown,
         }
     }
 

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::applied::{AppliedMemory, hash_label, live_version, manifest_hash};
 use crate::error::{EffectsError, ObjectId, Verb, redact};
 use crate::retry::{self, RetryPolicy, has_status, is_already_exists};
-use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, Observer};
+use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, Observer, SecretLookup};
 
 /// Largest `note` the `events.k8s.io/v1` API accepts (bytes).
 const MAX_EVENT_NOTE: usize = 1024;
@@ -260,37 +260,43 @@ impl Effects {
         }
     }
 
-    /// Reads the source Secret, copies its `type` and `data` into `target`, and applies it.
+    /// Takes the source Secret from the watch cache (or reads it when the cache does not know
+    /// it), copies its `type` and `data` into `target`, and applies it.
     async fn copy_secret(
         &self,
         (namespace, name): &(String, String),
         target: &Manifest,
         live: &dyn LiveIndex,
     ) -> Result<Outcome, EffectsError> {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            Verb::Get,
-            "Secret",
-            || secrets.get(name),
-        )
-        .await;
-        let source = match result {
-            Ok(secret) => secret,
-            Err(err) if has_status(&err, 404) => {
-                return Err(EffectsError::MissingSource {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                });
-            }
-            Err(err) => {
-                return Err(from_kube(
+        let missing = || EffectsError::MissingSource {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let source = match live.source_secret(namespace, name) {
+            SecretLookup::Found(secret) => secret,
+            SecretLookup::Absent => return Err(missing()),
+            SecretLookup::Unknown => {
+                let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+                let result = retry::send(
+                    &self.retry,
+                    self.observer.as_ref(),
                     Verb::Get,
-                    ObjectId::namespaced("Secret", namespace, name),
-                    err,
-                    &[],
-                ));
+                    "Secret",
+                    || secrets.get(name),
+                )
+                .await;
+                match result {
+                    Ok(secret) => Arc::new(secret),
+                    Err(err) if has_status(&err, 404) => return Err(missing()),
+                    Err(err) => {
+                        return Err(from_kube(
+                            Verb::Get,
+                            ObjectId::namespaced("Secret", namespace, name),
+                            err,
+                            &[],
+                        ));
+                    }
+                }
             }
         };
         let serialize_error = |message: String| EffectsError::Serialize {
@@ -303,10 +309,10 @@ impl Effects {
                 "the target manifest is not an object".into(),
             ));
         };
-        if let Some(type_) = source.type_ {
-            fields.insert("type".into(), Value::String(type_));
+        if let Some(type_) = &source.type_ {
+            fields.insert("type".into(), Value::String(type_.clone()));
         }
-        match source.data {
+        match &source.data {
             Some(data) => {
                 let data =
                     serde_json::to_value(data).map_err(|e| serialize_error(serde_message(&e)))?;

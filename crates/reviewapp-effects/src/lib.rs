@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use reviewapp_resources::ChildRef;
 
 mod applied;
@@ -49,6 +50,38 @@ pub trait LiveIndex: Send + Sync {
     /// The [`APPLIED_HASH_ANNOTATION`] of `child` as the cache last saw it, if known.
     fn applied_hash(&self, _child: &ChildRef) -> Option<String> {
         None
+    }
+
+    /// A Secret the operator copies (the wildcard TLS Secret), from a watch cache. With
+    /// [`SecretLookup::Unknown`] (the default) the effects layer reads it from the API.
+    fn source_secret(&self, _namespace: &str, _name: &str) -> SecretLookup {
+        SecretLookup::Unknown
+    }
+}
+
+/// What a watch cache knows of a source Secret (see [`LiveIndex::source_secret`]).
+#[derive(Clone, PartialEq)]
+pub enum SecretLookup {
+    /// The Secret as last seen.
+    Found(Arc<Secret>),
+    /// It does not exist (the cache is synced).
+    Absent,
+    /// Not watched, or not listed yet: read it from the API.
+    Unknown,
+}
+
+/// Never prints the Secret's data.
+impl std::fmt::Debug for SecretLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Found(secret) => f
+                .debug_struct("Found")
+                .field("name", &secret.metadata.name)
+                .field("resource_version", &secret.metadata.resource_version)
+                .finish_non_exhaustive(),
+            Self::Absent => f.write_str("Absent"),
+            Self::Unknown => f.write_str("Unknown"),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use reviewapp_effects::{EffectsError, Lookup, NoIndex, RetryPolicy, Verb};
+use k8s_openapi::api::core::v1::Secret;
+use reviewapp_effects::{EffectsError, Lookup, NoIndex, RetryPolicy, SecretLookup, Verb};
 use reviewapp_resources::{Action, ChildKind, Plan};
 use reviewapp_state::AppEvent;
 use serde_json::json;
@@ -342,4 +343,55 @@ async fn a_renewed_certificate_is_copied_again() {
         requests[1].body["data"]["tls.crt"],
         json!(base64(b"renewed certificate"))
     );
+}
+
+/// A source Secret the watch cache holds is copied without reading it from the API.
+#[tokio::test]
+async fn a_cached_source_secret_is_copied_without_a_get() {
+    let api = MockApi::start(|_| None);
+    let (effects, _) = new_effects(&api);
+    let mut cached: Secret = serde_json::from_value(tls_source()).unwrap();
+    cached.data.as_mut().unwrap().insert(
+        "tls.crt".into(),
+        k8s_openapi::ByteString(b"cached certificate".to_vec()),
+    );
+    let mut index = MapIndex::all(Lookup::Absent);
+    index.secret = SecretLookup::Found(Arc::new(cached));
+    let report = effects.execute(&app(), &tls_plan(), &index).await.unwrap();
+    assert_eq!(report.writes, 1);
+    let requests = api.take();
+    assert_eq!(requests.len(), 1, "the apply only");
+    assert_eq!(requests[0].method, "PATCH");
+    assert_eq!(
+        requests[0].body["data"]["tls.crt"],
+        json!(base64(b"cached certificate"))
+    );
+    assert_eq!(requests[0].body["type"], json!("kubernetes.io/tls"));
+}
+
+/// A source Secret the synced cache knows to be absent fails the copy at once, with no request.
+#[tokio::test]
+async fn a_source_secret_absent_from_the_cache_is_named_without_a_request() {
+    let api = MockApi::start(|_| None);
+    let (effects, _) = new_effects(&api);
+    let mut index = MapIndex::all(Lookup::Absent);
+    index.secret = SecretLookup::Absent;
+    let err = effects
+        .execute(&app(), &tls_plan(), &index)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EffectsError::MissingSource { name, .. } if name == "star-review-local-tls"),
+        "{err:?}"
+    );
+    assert!(api.take().is_empty());
+}
+
+#[test]
+fn a_found_secret_debug_prints_no_data() {
+    let secret: Secret = serde_json::from_value(tls_source()).unwrap();
+    let shown = format!("{:?}", SecretLookup::Found(Arc::new(secret)));
+    assert!(shown.contains("star-review-local-tls"), "{shown}");
+    assert!(!shown.contains(&base64(CERT.as_bytes())), "{shown}");
+    assert!(!shown.contains("data"), "{shown}");
 }

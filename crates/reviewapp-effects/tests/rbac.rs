@@ -230,7 +230,12 @@ fn needed() -> Needs {
                     needs.add_kind(
                         ChildKind::Secret,
                         &["get"],
-                        "read the wildcard TLS Secret (Action::CopySecret)",
+                        "read the wildcard TLS Secret when the cache does not know it (Action::CopySecret)",
+                    );
+                    needs.add_kind(
+                        ChildKind::Secret,
+                        &["list", "watch"],
+                        "watch of the wildcard TLS Secret (reviewapp-daemon source.rs)",
                     );
                 }
                 Action::CreateJob(manifest) => {

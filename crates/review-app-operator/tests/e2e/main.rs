@@ -71,6 +71,41 @@ scenario!(
     invalid_input_on_cluster,
     invalid_then_fixed
 );
+scenario!(renewal_on_emulator, renewal_on_cluster, renewed_certificate);
+
+/// A renewed wildcard certificate reaches the app's copy at once: the operator watches the
+/// source Secret, so the renewal does not wait for the next tick (an hour here).
+async fn renewed_certificate(w: &mut World) {
+    let mut config = (*w.config).clone();
+    config.reconcile_interval_seconds = 3600;
+    w.config = std::sync::Arc::new(config);
+    w.start().await;
+    w.apply_app(w.sample("test", "678", SHA1)).await;
+    let copy = "test-review-app-678--ingress-tls";
+    let copied_cert = || async {
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(w.client.clone(), APP_NS);
+        secrets
+            .get_opt(copy)
+            .await
+            .unwrap()
+            .and_then(|s| s.data?.get("tls.crt").map(|b| b.0.clone()))
+    };
+    eventually("the certificate is copied", || async {
+        copied_cert().await == Some(b"cert".to_vec())
+    })
+    .await;
+    w.apply(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "star-review-local-tls", "namespace": "default"},
+        "data": {"tls.crt": "cmVuZXdlZA==", "tls.key": "a2V5"}
+    }))
+    .await;
+    eventually("the renewed certificate is copied", || async {
+        copied_cert().await == Some(b"renewed".to_vec())
+    })
+    .await;
+}
 
 /// The operator's write requests in the emulator's log (method and path), then clears the log.
 fn take_operator_writes(emulator: &reviewapp_testkit::Handle) -> Vec<String> {
@@ -532,6 +567,16 @@ async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
     let writes = take_operator_writes(&emulator);
     assert!(writes.is_empty(), "a restart wrote: {writes:#?}");
     assert!(deployment_runs(&w, 1, IMG1).await, "still serving");
+
+    // Idle, it sends no request at all: every tick (1 s here) is answered from the caches.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let requests: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.actor.as_deref() == Some("operator") && !r.watch)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(requests.is_empty(), "idle requests: {requests:#?}");
     w.cleanup().await;
 }
 

@@ -12,7 +12,7 @@ use kube::Client;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use reviewapp_api::{FINALIZER, OperatorConfig, ReviewApp};
-use reviewapp_effects::{ApiObserver, Effects, LiveIndex, Lookup, RetryPolicy};
+use reviewapp_effects::{ApiObserver, Effects, LiveIndex, Lookup, RetryPolicy, SecretLookup};
 use reviewapp_resources::{ChildKind, ChildRef, Plan, render};
 use reviewapp_state::{AppEvent, BuildObservation, Transition, transition};
 use serde_json::{Value, json};
@@ -301,6 +301,8 @@ pub struct MapIndex {
     pub map: HashMap<ChildRef, Lookup>,
     /// Answer for anything not in `map`.
     pub default: Lookup,
+    /// Answer for every source Secret.
+    pub secret: SecretLookup,
 }
 
 impl MapIndex {
@@ -309,6 +311,7 @@ impl MapIndex {
         Self {
             map: HashMap::new(),
             default,
+            secret: SecretLookup::Unknown,
         }
     }
 
@@ -337,6 +340,10 @@ impl MapIndex {
 impl LiveIndex for MapIndex {
     fn lookup(&self, child: &ChildRef) -> Lookup {
         self.map.get(child).cloned().unwrap_or(self.default.clone())
+    }
+
+    fn source_secret(&self, _namespace: &str, _name: &str) -> SecretLookup {
+        self.secret.clone()
     }
 }
 
