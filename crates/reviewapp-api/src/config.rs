@@ -60,6 +60,9 @@ pub struct BuilderConfig {
     pub push_secret_name: String,
     /// Image pull secrets for the build pod.
     pub pull_secrets: Vec<String>,
+    /// Push to `registry` over plain HTTP (BuildKit `registry.insecure=true`, kaniko
+    /// `--insecure`).
+    pub insecure_registry: bool,
 }
 
 /// `build`: limits of every build Job.
@@ -134,6 +137,7 @@ impl Default for BuilderConfig {
             unpack_image: "busybox:1.37".into(),
             push_secret_name: "registry-push".into(),
             pull_secrets: Vec::new(),
+            insecure_registry: false,
         }
     }
 }
@@ -260,6 +264,14 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "REVIEWAPP_BUILDER_INSECURE_REGISTRY",
+        "builder.insecureRegistry",
+        |c, var, v| {
+            c.builder.insecure_registry = boolean(var, v)?;
+            Ok(())
+        },
+    ),
+    (
         "REVIEWAPP_BUILD_ACTIVE_DEADLINE_SECONDS",
         "build.activeDeadlineSeconds",
         |c, var, v| {
@@ -369,6 +381,18 @@ fn list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
+}
+
+fn boolean(var: &'static str, value: String) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var,
+            value,
+            reason: "expected true or false",
+        }),
+    }
 }
 
 fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
@@ -490,12 +514,34 @@ mod tests {
     #[test]
     fn every_env_var_is_applied() {
         for (var, key, _) in ENV_VARS {
-            let changed = ["kaniko", "7", "ns-x", "x1,x2"].iter().any(|value| {
-                OperatorConfig::load(None, env(&[(var, value)]))
-                    .is_ok_and(|config| config != OperatorConfig::default())
-            });
+            let changed = ["kaniko", "7", "ns-x", "x1,x2", "true"]
+                .iter()
+                .any(|value| {
+                    OperatorConfig::load(None, env(&[(var, value)]))
+                        .is_ok_and(|config| config != OperatorConfig::default())
+                });
             assert!(changed, "{var} ({key}) changed nothing");
         }
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_only() {
+        let var = "REVIEWAPP_BUILDER_INSECURE_REGISTRY";
+        for (value, expected) in [("true", true), ("false", false), (" true ", true)] {
+            let config = OperatorConfig::load(None, env(&[(var, value)])).unwrap();
+            assert_eq!(config.builder.insecure_registry, expected, "{value:?}");
+        }
+        for value in ["yes", "1", "TRUE", ""] {
+            let err = OperatorConfig::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(var), "{value:?}: {err}");
+        }
+        let file = "builder:\n  insecureRegistry: true\n";
+        assert!(
+            OperatorConfig::load(Some(file), env(&[]))
+                .unwrap()
+                .builder
+                .insecure_registry
+        );
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn buildkit_container(config: &OperatorConfig, image: &str) -> Container {
             "--local",
             &format!("dockerfile={SOURCE_DIR}"),
             "--output",
-            &format!("type=image,name={image},push=true"),
+            &buildkit_output(config, image),
         ])),
         env: Some(vec![
             // No PID-namespace sandbox per build step: creating one needs a privileged /proc mount.
@@ -240,16 +240,30 @@ fn buildkit_container(config: &OperatorConfig, image: &str) -> Container {
     }
 }
 
+/// BuildKit's image exporter: push `image`, over plain HTTP with `builder.insecureRegistry`.
+fn buildkit_output(config: &OperatorConfig, image: &str) -> String {
+    let insecure = if config.builder.insecure_registry {
+        ",registry.insecure=true"
+    } else {
+        ""
+    };
+    format!("type=image,name={image},push=true{insecure}")
+}
+
 /// Kaniko executor (the original operator's builder).
 fn kaniko_container(config: &OperatorConfig, image: &str) -> Container {
+    let mut args = vec![
+        "--dockerfile=Dockerfile".to_string(),
+        format!("--context=dir://{SOURCE_DIR}"),
+        format!("--destination={image}"),
+    ];
+    if config.builder.insecure_registry {
+        args.push("--insecure".to_string());
+    }
     Container {
         name: "build".to_string(),
         image: Some(config.builder.kaniko_image.clone()),
-        args: Some(vec![
-            "--dockerfile=Dockerfile".to_string(),
-            format!("--context=dir://{SOURCE_DIR}"),
-            format!("--destination={image}"),
-        ]),
+        args: Some(args),
         volume_mounts: Some(vec![
             mount(VOLUME_SOURCE, SOURCE_DIR, true),
             mount(VOLUME_DOCKER_CONFIG, "/kaniko/.docker", true),

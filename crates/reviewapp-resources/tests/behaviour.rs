@@ -11,7 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use reviewapp_api::spec::{CopyFrom, SecretRef, ValueSpec};
-use reviewapp_api::{OperatorConfig, ReviewApp};
+use reviewapp_api::{BuilderKind, OperatorConfig, ReviewApp};
 use reviewapp_resources::db_copy::DB_COPY_SCRIPT;
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, RenderError, all_children, render};
 use reviewapp_state::{EventKind, EventNote, Intent, TearDown};
@@ -414,6 +414,34 @@ fn start_build_uses_the_intents_job_commit_and_image() {
             .any(|a| a.contains("name=registry.example/app:5ce6e4a15e,")),
         "{args:?}"
     );
+}
+
+#[test]
+fn an_insecure_registry_is_pushed_to_over_plain_http_by_either_builder() {
+    let app = app();
+    for kind in [BuilderKind::Buildkit, BuilderKind::Kaniko] {
+        let args = |insecure: bool| {
+            let mut config = config();
+            config.builder.kind = kind;
+            config.builder.insecure_registry = insecure;
+            let job = build(&app, &config);
+            job.spec.unwrap().template.spec.unwrap().containers[0]
+                .args
+                .clone()
+                .unwrap()
+        };
+        let (secure, insecure) = (args(false), args(true));
+        let flag = |args: &[String]| {
+            args.iter()
+                .any(|a| a == "--insecure" || a.ends_with(",registry.insecure=true"))
+        };
+        assert!(!flag(&secure), "{kind:?}: {secure:?}");
+        assert!(flag(&insecure), "{kind:?}: {insecure:?}");
+        // Nothing else changes.
+        let rest: Vec<&String> = insecure.iter().filter(|a| *a != "--insecure").collect();
+        let differing = rest.iter().zip(&secure).filter(|(a, b)| **a != *b).count();
+        assert!(differing <= 1, "{kind:?}: {secure:?} vs {insecure:?}");
+    }
 }
 
 #[test]
