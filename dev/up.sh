@@ -25,8 +25,6 @@ cd "$(dirname "$0")/.."
 require minikube kubectl openssl tar gzip
 
 CNPG_MANIFEST="${CNPG_MANIFEST:-https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-1.30/releases/cnpg-1.30.0.yaml}"
-# The operator's default builder.buildkitImage; the dev builder image adds a config file to it.
-BUILDKIT_BASE="moby/buildkit:v0.26.2-rootless"
 APP_HOST="test-review-app-678.review.local"
 
 step "minikube (profile $PROFILE)"
@@ -87,12 +85,6 @@ retry 30 5 k apply --filename dev/resources/database-source.yaml
 
 step "source server"
 dev/serve-source.sh
-
-step "dev BuildKit image review-buildkit:dev (inside minikube)"
-mk image build --tag review-buildkit:dev \
-  --build-opt "build-arg=BUILDKIT_IMAGE=$BUILDKIT_BASE" \
-  --build-opt "build-arg=REGISTRY_HOST=$registry_host" \
-  dev/buildkit
 
 step "operator image review-app-operator:dev (inside minikube; the first build takes minutes)"
 mk image build --tag review-app-operator:dev .

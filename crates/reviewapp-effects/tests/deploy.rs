@@ -200,6 +200,12 @@ fn the_dev_configuration_loads_and_accepts_the_dev_sample() {
     assert_eq!(config.tls.secret_name, "star-review-local-tls");
     assert_eq!(config.tls.secret_namespace, "default");
     assert_eq!(config.allowed_namespaces, vec!["test-review-app"]);
+    // The registry addon speaks plain HTTP; the default rootless BuildKit image pushes to it.
+    assert!(config.builder.insecure_registry);
+    assert_eq!(
+        config.builder.buildkit_image,
+        OperatorConfig::default().builder.buildkit_image
+    );
 
     let app: ReviewApp = serde_yaml::from_str(&read("dev/samples/reviewapp-dev.yaml")).unwrap();
     let spec = validate(&app.spec, &config).unwrap_or_else(|e| panic!("{e:?}"));
