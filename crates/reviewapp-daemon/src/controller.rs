@@ -51,7 +51,7 @@ impl Controller {
     ) -> (Self, reflector::store::Writer<Job>) {
         let (jobs, writer) = reflector::store::<Job>();
         let mut live = LiveObjects::new();
-        if !config.tls.secret_name.is_empty() {
+        if config.tls_enabled() {
             live = live.with_tls_source(&config.tls.secret_namespace, &config.tls.secret_name);
         }
         let live = Arc::new(live);
