@@ -109,14 +109,24 @@ async fn renewed_certificate(w: &mut World) {
 
 /// The operator's write requests in the emulator's log (method and path), then clears the log.
 fn take_operator_writes(emulator: &reviewapp_testkit::Handle) -> Vec<String> {
-    let writes = emulator
-        .requests()
+    let writes = operator_requests(emulator)
         .into_iter()
-        .filter(|r| r.actor.as_deref() == Some("operator") && r.is_write() && !r.watch)
+        .filter(|r| r.is_write())
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     emulator.clear_requests();
     writes
+}
+
+/// The operator's requests in the emulator's log, watches left out.
+fn operator_requests(
+    emulator: &reviewapp_testkit::Handle,
+) -> Vec<reviewapp_testkit::RequestRecord> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.actor.as_deref() == Some("operator") && !r.watch)
+        .collect()
 }
 
 fn status_pair(app: &reviewapp_api::ReviewApp) -> (String, String) {
@@ -570,10 +580,8 @@ async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
 
     // Idle, it sends no request at all: every tick (1 s here) is answered from the caches.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let requests: Vec<String> = emulator
-        .requests()
+    let requests: Vec<String> = operator_requests(&emulator)
         .into_iter()
-        .filter(|r| r.actor.as_deref() == Some("operator") && !r.watch)
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert!(requests.is_empty(), "idle requests: {requests:#?}");
@@ -617,14 +625,10 @@ async fn restart_with_more_apps_than_a_list_page_writes_nothing_on_emulator() {
     emulator.clear_requests();
     w.start().await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let lists: Vec<String> = emulator
-        .requests()
+    let lists: Vec<String> = operator_requests(&emulator)
         .into_iter()
         .filter(|r| {
-            r.actor.as_deref() == Some("operator")
-                && r.method == "GET"
-                && !r.watch
-                && (r.path.ends_with("/jobs") || r.path.ends_with("/reviewapps"))
+            r.method == "GET" && (r.path.ends_with("/jobs") || r.path.ends_with("/reviewapps"))
         })
         .map(|r| format!("{}?{}", r.path, r.query))
         .collect();
