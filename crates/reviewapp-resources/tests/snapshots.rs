@@ -66,6 +66,26 @@ fn deployment_at_zero_and_one_replicas() {
 }
 
 #[test]
+fn deployment_of_the_app_template_loads_its_env_secret() {
+    // The real review yaml of revelrylabs/revelry_phoenix_app_template: `envSecret`, a migration.
+    let app: reviewapp_api::ReviewApp = serde_yaml::from_str(include_str!(
+        "../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    let image = "grossvogel/revelry-phoenix-app-template-42:3f786850e3";
+    let plan = apply_plan(&app, &config(), 1, image, false);
+    snapshot!(
+        "deployment_app_template",
+        &manifest(
+            &plan,
+            ChildKind::Deployment,
+            "revelry-phoenix-app-template-42"
+        )
+        .object
+    );
+}
+
+#[test]
 fn service() {
     let plan = apply_plan(&app(), &config(), 0, IMAGE, false);
     snapshot!(
