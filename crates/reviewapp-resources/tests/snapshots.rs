@@ -1,4 +1,4 @@
-//! Golden manifests of the seed fixture (SEED-SPEC §6.3). Review changes with
+//! Golden manifests of the original operator's fixture. Review changes with
 //! `INSTA_UPDATE=always cargo test -p reviewapp-resources` and read every changed `.snap`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -15,7 +15,7 @@ pub const IMAGE: &str = "grossvogel/test-review-app-678:c8c9aa334a";
 /// The fixture's namespace.
 pub const NS: &str = "test-review-app";
 
-/// The seed fixture (SEED-SPEC §6.3).
+/// The original operator's fixture.
 pub fn app() -> ReviewApp {
     serde_yaml::from_str(include_str!("../fixtures/reviewapp.yaml")).expect("fixture parses")
 }
