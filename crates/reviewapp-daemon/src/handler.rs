@@ -88,19 +88,20 @@ pub struct AppHandler {
     apps_listed: AtomicBool,
 }
 
-/// Why a handling failed, and whether its status had been written by then.
+/// Why a handling failed, and whether the transition's status was on record by then.
 struct Failed {
     error: HandleError,
-    /// The status the transition computed was written before the failure (a release after it
-    /// failed): the failure is recorded on top of that status, not the one before.
-    status_written: bool,
+    /// The status the transition computed was written (or equal to the stored one) before the
+    /// failure (a release after it failed): the failure is recorded on top of that status, not
+    /// the one before.
+    status_on_record: bool,
 }
 
 impl<E: Into<HandleError>> From<E> for Failed {
     fn from(error: E) -> Self {
         Failed {
             error: error.into(),
-            status_written: false,
+            status_on_record: false,
         }
     }
 }
@@ -337,7 +338,7 @@ impl AppHandler {
             if let Err(error) = self.release_unawaited(&name, awaited).await {
                 outcome = Err(Failed {
                     error,
-                    status_written: true,
+                    status_on_record: true,
                 });
             }
         }
@@ -382,7 +383,7 @@ impl AppHandler {
             // not all happen and a status claiming they did (say, a new buildCommit) would stop
             // the retry from redoing them.
             let mut app = (*app).clone();
-            if failed.status_written {
+            if failed.status_on_record {
                 app.status = Some(t.status.clone());
             }
             let mut status = app.status.clone().unwrap_or_default();
@@ -487,7 +488,7 @@ impl AppHandler {
                 .await
                 .map_err(|error| Failed {
                     error: error.into(),
-                    status_written: true,
+                    status_on_record: true,
                 })?;
             self.record_jobs(&after);
             report.written.extend(done.written);
