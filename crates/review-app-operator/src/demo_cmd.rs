@@ -119,7 +119,8 @@ async fn demo() -> anyhow::Result<()> {
     config.tls.secret_name = "star-review-local-tls".into();
     let config = Arc::new(config);
 
-    // What the platform team has set up: namespaces and the wildcard TLS Secret.
+    // What the platform team has set up: namespaces, the wildcard TLS Secret, and the env
+    // Secrets the sample loads (`env.secrets`).
     let setup = PatchParams::apply("demo-setup");
     for ns in [APP_NS, config.build_namespace.as_str()] {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -145,6 +146,19 @@ async fn demo() -> anyhow::Result<()> {
             ),
         )
         .await?;
+    let app_secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), APP_NS);
+    for name in ["secret-one", "secret-two"] {
+        app_secrets
+            .patch(
+                name,
+                &setup,
+                &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": APP_NS},
+                    "stringData": {"DEMO": name}})),
+            )
+            .await?;
+    }
 
     let timeline = Arc::new(Timeline {
         start: Instant::now(),

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{ReviewApp, validate};
 use reviewapp_resources::{Action, Manifest, render};
-use reviewapp_state::{AppEvent, BuildObservation, transition};
+use reviewapp_state::{AppEvent, BuildObservation, Observed, transition};
 
 /// Arguments of `plan`.
 #[derive(Args)]
@@ -22,7 +22,8 @@ pub struct PlanArgs {
     /// The event to plan for.
     #[arg(long, value_enum, default_value_t = EventArg::Add)]
     event: EventArg,
-    /// What the build Job named in the app's status is doing.
+    /// What the build Job named in the app's status is doing (a Job as the operator creates it:
+    /// held by its build-outcome finalizer, not being deleted).
     #[arg(long, value_enum, default_value_t = BuildArg::Missing)]
     build: BuildArg,
 }
@@ -79,18 +80,38 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
         },
         BuildArg::Missing => BuildObservation::Missing,
     };
-    let t = transition(&app, event, &build, &config, Timestamp::now());
+    let t = transition(
+        &app,
+        event,
+        &Observed::build(build),
+        &config,
+        Timestamp::now(),
+    );
     let plan = render(&app, t.spec.as_ref(), &config, &t.intents)?;
+    let after = render(&app, t.spec.as_ref(), &config, &t.after_status)?;
     let mut out = std::io::stdout().lock();
-    for action in &plan.actions {
+    print_actions(&mut out, &plan.actions)?;
+    writeln!(out, "# status after this event:")?;
+    for line in serde_yaml::to_string(&serde_json::json!({ "status": t.status }))?.lines() {
+        writeln!(out, "#   {line}")?;
+    }
+    if !after.actions.is_empty() {
+        writeln!(out, "# once that status is written:")?;
+        print_actions(&mut out, &after.actions)?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_actions(out: &mut impl Write, actions: &[Action]) -> anyhow::Result<()> {
+    for action in actions {
         match action {
-            Action::Apply(m) => document(&mut out, "server-side apply", m)?,
-            Action::CreateJob(m) => document(&mut out, "create (or adopt) build Job", m)?,
+            Action::Apply(m) => document(out, "server-side apply", m)?,
+            Action::CreateJob(m) => document(out, "create (or adopt) build Job", m)?,
             Action::CopySecret {
                 source: (ns, name),
                 target,
             } => document(
-                &mut out,
+                out,
                 &format!("copy type and data of Secret {ns}/{name}, then apply"),
                 target,
             )?,
@@ -105,14 +126,18 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<std::process::ExitCode> {
             Action::RemoveFinalizer => {
                 writeln!(out, "# remove finalizer {}", reviewapp_api::FINALIZER)?
             }
+            Action::ReleaseJob(job) => writeln!(
+                out,
+                "# release {} {}/{} (remove finalizer {})",
+                job.kind.kind(),
+                job.namespace,
+                job.name,
+                reviewapp_api::BUILD_FINALIZER
+            )?,
             Action::Event(e) => writeln!(out, "# event {:?} {}: {}", e.kind, e.reason, e.note)?,
         }
     }
-    writeln!(out, "# status after this event:")?;
-    for line in serde_yaml::to_string(&serde_json::json!({ "status": t.status }))?.lines() {
-        writeln!(out, "#   {line}")?;
-    }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn document(out: &mut impl Write, what: &str, manifest: &Manifest) -> anyhow::Result<()> {

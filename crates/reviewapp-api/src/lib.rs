@@ -18,5 +18,9 @@ pub use validate::{FieldError, ValidatedSpec, validate};
 pub const GROUP: &str = "reviewtron.k8s.revelry.co";
 /// Finalizer the operator puts on every `ReviewApp` so teardown runs even after downtime.
 pub const FINALIZER: &str = "reviewtron.k8s.revelry.co/teardown";
+/// Finalizer on every build Job, so that its outcome is read before the Job can go (a TTL, a
+/// person or garbage collection deleting a finished Job leaves it `deleting` until the operator
+/// has recorded the outcome and released it).
+pub const BUILD_FINALIZER: &str = "reviewtron.k8s.revelry.co/build-outcome";
 /// Field manager used for every server-side apply.
 pub const FIELD_MANAGER: &str = "review-app-operator";

@@ -1,4 +1,11 @@
-//! The `ReviewApp` spec, field for field compatible with the original operator (SEED-SPEC §1.3).
+//! The `ReviewApp` spec, field for field compatible with the original operator.
+//!
+//! `spec.config` is the repository's review yaml, copied in by the component that creates
+//! `ReviewApp`s: keys the operator does not know are kept (the schema preserves them at every
+//! level of `spec.config`, and every config type carries them in an `unknown` map) and reported,
+//! never an error.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::EnvVarSource;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,7 +25,8 @@ use crate::status::ReviewAppStatus;
 #[x_kube(
     validation = Rule::new("!has(oldSelf.repo) || has(self.repo) && self.repo == oldSelf.repo").message("repo is immutable: delete and recreate the ReviewApp"),
     validation = Rule::new("!has(oldSelf.pr) || has(self.pr) && self.pr == oldSelf.pr").message("pr is immutable: delete and recreate the ReviewApp"),
-    validation = Rule::new("!has(oldSelf.config) || !has(oldSelf.config.namespace) || has(self.config) && has(self.config.namespace) && self.config.namespace == oldSelf.config.namespace").message("config.namespace is immutable: delete and recreate the ReviewApp")
+    // `namespace` is a CEL reserved word: Kubernetes names that property `__namespace__`.
+    validation = Rule::new("!has(oldSelf.config) || !has(oldSelf.config.__namespace__) || has(self.config) && has(self.config.__namespace__) && self.config.__namespace__ == oldSelf.config.__namespace__").message("config.namespace is immutable: delete and recreate the ReviewApp")
 )]
 #[kube(
     group = "reviewtron.k8s.revelry.co",
@@ -102,6 +110,7 @@ pub struct ReviewAppSpec {
 /// The repository's review configuration (`spec.config`).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = preserve_unknown_fields)]
 pub struct ReviewConfig {
     /// Existing namespace that receives every child except the build Job. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +121,10 @@ pub struct ReviewConfig {
     /// Image pull secret for the app's pods; defaults to the operator's `defaultRegistrySecretName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_secret_name: Option<String>,
+    /// Secret in `namespace` loaded whole into the app's environment (`envFrom`), before the
+    /// Secrets of `env.secrets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_secret: Option<String>,
     /// Migration command, run as an init container before the app starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<Migrate>,
@@ -124,7 +137,14 @@ pub struct ReviewConfig {
     /// Branches the creating component ignores; the operator does not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_branches: Option<Vec<String>>,
+    /// Keys the operator does not know, kept as they were written (and reported in the status).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
+
+/// Keys of a `spec.config` object that the operator does not know, with their values.
+pub type Unknown = BTreeMap<String, serde_json::Value>;
 
 /// `spec.config.migrate`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -135,6 +155,10 @@ pub struct Migrate {
     /// Arguments of the migration init container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// `spec.config.database`.
@@ -153,6 +177,10 @@ pub struct Database {
     /// Existing database to copy into the new one when it is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<CopyFrom>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// `spec.config.database.copyFrom`: a `database_url`, or all four parts.
@@ -173,6 +201,10 @@ pub struct CopyFrom {
     /// Source password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<ValueSpec>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// A literal `value` or a `secretRef` to a key of a Secret in `config.namespace`.
@@ -185,6 +217,10 @@ pub struct ValueSpec {
     /// Reference to a Secret key in `config.namespace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// `{name, key}` of a Secret in `config.namespace`.
@@ -196,6 +232,10 @@ pub struct SecretRef {
     /// Key within the Secret.
     #[serde(default)]
     pub key: String,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// `spec.config.env`.
@@ -211,6 +251,10 @@ pub struct Env {
     /// Single variables; scalar values are turned into strings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<EnvValue>>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// One entry of `spec.config.env.values`.
@@ -227,11 +271,55 @@ pub struct EnvValue {
     /// A Kubernetes `valueFrom` source, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<EnvVarSource>,
+    /// Keys the operator does not know, kept as they were written.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub unknown: Unknown,
 }
 
 /// Schema for a value of any JSON type (validation rejects the non-scalar ones with a field error).
 fn any_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+/// Marks every object node of a schema `x-kubernetes-preserve-unknown-fields: true`, so that the
+/// API server neither prunes nor (with strict field validation) rejects keys it does not know.
+/// `properties` stay, so the schema stays structural and known fields stay typed.
+fn preserve_unknown_fields(schema: &mut schemars::Schema) {
+    use serde_json::Value;
+    fn walk(node: &mut Value) {
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        if map.get("type").and_then(Value::as_str) == Some("object")
+            || map.contains_key("properties")
+        {
+            map.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                Value::Bool(true),
+            );
+        }
+        if let Some(properties) = map.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.values_mut().for_each(walk);
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = map.get_mut(key) {
+                walk(child);
+            }
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            if let Some(Value::Array(branches)) = map.get_mut(key) {
+                branches.iter_mut().for_each(walk);
+            }
+        }
+    }
+    if let Some(object) = schema.as_object_mut() {
+        let mut root = Value::Object(std::mem::take(object));
+        walk(&mut root);
+        if let Value::Object(map) = root {
+            *object = map;
+        }
+    }
 }
 
 impl ReviewAppSpec {

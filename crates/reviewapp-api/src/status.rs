@@ -10,6 +10,12 @@ pub const CONDITION_INVALID: &str = "Invalid";
 pub const CONDITION_BUILDING: &str = "Building";
 /// Condition type: a successfully built image is deployed at one replica.
 pub const CONDITION_DEPLOYED: &str = "Deployed";
+/// Condition type: `spec.config` has keys the operator does not know (`True`, naming them), which
+/// it keeps and ignores; `False` when every key is known.
+pub const CONDITION_IGNORED_KEYS: &str = "IgnoredKeys";
+/// Condition type: a Secret the app's environment loads (`envSecret`, `env.secrets`) does not
+/// exist in its namespace (`True`, naming it); the pods start once it exists.
+pub const CONDITION_MISSING_SECRETS: &str = "MissingSecrets";
 
 /// Observed state of a `ReviewApp`. Written only by the operator, through the status subresource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -51,7 +57,7 @@ pub struct ReviewAppStatus {
     /// `metadata.generation` the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Invalid`, `Building` and `Deployed` conditions.
+    /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys` and `MissingSecrets` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

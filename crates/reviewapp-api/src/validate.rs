@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::config::OperatorConfig;
 use crate::names::{AppNames, is_dns_label, is_dns_subdomain, sanitize};
-use crate::spec::{CopyFrom, ReviewAppSpec, ValueSpec};
+use crate::spec::{CopyFrom, ReviewAppSpec, ReviewConfig, Unknown, ValueSpec};
 
 /// One invalid field: its path from the object root and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,8 +50,24 @@ pub struct ValidatedSpec {
     pub migrate: Option<MigrateSpec>,
     /// The app's database, when a backend is given.
     pub database: Option<DatabaseSpec>,
+    /// `spec.config.envSecret`: a Secret loaded whole into the environment, before `env.secrets`.
+    pub env_secret: Option<String>,
     /// Environment, in the order it is applied.
     pub env: EnvSpec,
+    /// Paths of the `spec.config` keys the operator does not know (`spec.config.baseApp`,
+    /// `spec.config.migrate.foo`), in the order of the config's fields: kept, reported, not used.
+    pub ignored_keys: Vec<String>,
+}
+
+impl ValidatedSpec {
+    /// Every Secret the app's environment loads whole (`envFrom`), in order: `envSecret`, then
+    /// `env.secrets`. Each appears once.
+    pub fn env_secrets(&self) -> impl Iterator<Item = &str> {
+        self.env_secret
+            .iter()
+            .chain(self.env.secrets.iter())
+            .map(String::as_str)
+    }
 }
 
 /// Migration command and arguments.
@@ -127,7 +143,7 @@ pub enum CopySource {
 pub struct EnvSpec {
     /// ConfigMaps for `envFrom`, duplicates removed, order kept.
     pub config_maps: Vec<String>,
-    /// Secrets for `envFrom`, duplicates removed, order kept.
+    /// Secrets for `envFrom`, duplicates (and `envSecret`) removed, order kept.
     pub secrets: Vec<String>,
     /// Single variables, scalars turned into strings.
     pub values: Vec<EnvVar>,
@@ -284,11 +300,21 @@ pub fn validate(
         })
     });
 
-    let env = app_config
+    let env_secret = match app_config.env_secret.as_deref() {
+        Some(name) if !is_dns_subdomain(name) => errors.add(
+            "spec.config.envSecret",
+            format!("{:?} is not a valid Secret name", truncate(name)),
+        ),
+        other => other.map(str::to_string),
+    };
+    let mut env = app_config
         .env
         .as_ref()
         .map(|env| env_spec(env, &mut errors))
         .unwrap_or_default();
+    if let Some(name) = &env_secret {
+        env.secrets.retain(|secret| secret != name);
+    }
 
     if !errors.0.is_empty() {
         return Err(errors.0);
@@ -306,8 +332,50 @@ pub fn validate(
         registry_secret_name,
         migrate,
         database,
+        env_secret,
         env,
+        ignored_keys: ignored_keys(app_config),
     })
+}
+
+/// The path of every key of `config` the operator does not know, field by field.
+fn ignored_keys(config: &ReviewConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |path: &str, unknown: &Unknown| {
+        out.extend(unknown.keys().map(|key| format!("{path}.{key}")));
+    };
+    const CONFIG: &str = "spec.config";
+    add(CONFIG, &config.unknown);
+    if let Some(migrate) = &config.migrate {
+        add(&format!("{CONFIG}.migrate"), &migrate.unknown);
+    }
+    if let Some(database) = &config.database {
+        add(&format!("{CONFIG}.database"), &database.unknown);
+        if let Some(copy) = &database.copy_from {
+            let path = format!("{CONFIG}.database.copyFrom");
+            add(&path, &copy.unknown);
+            for (name, value) in [
+                ("database_url", &copy.database_url),
+                ("host", &copy.host),
+                ("database", &copy.database),
+                ("user", &copy.user),
+                ("password", &copy.password),
+            ] {
+                let Some(value) = value else { continue };
+                add(&format!("{path}.{name}"), &value.unknown);
+                if let Some(secret_ref) = &value.secret_ref {
+                    add(&format!("{path}.{name}.secretRef"), &secret_ref.unknown);
+                }
+            }
+        }
+    }
+    if let Some(env) = &config.env {
+        add(&format!("{CONFIG}.env"), &env.unknown);
+        for (i, value) in env.values.iter().flatten().enumerate() {
+            add(&format!("{CONFIG}.env.values[{i}]"), &value.unknown);
+        }
+    }
+    out
 }
 
 #[derive(Default)]

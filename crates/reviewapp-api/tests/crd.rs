@@ -271,10 +271,11 @@ fn naming_fields_are_immutable() {
     // value is absent, so "remove it, then set a new value" would slip through.
     let rules = field("spec")["x-kubernetes-validations"].clone();
     let rules = rules.as_array().expect("spec has x-kubernetes-validations");
+    // (path in CEL, with `namespace` escaped as Kubernetes requires; name in the message)
     for (path, name) in [
         ("repo", "repo"),
         ("pr", "pr"),
-        ("config.namespace", "config.namespace"),
+        ("config.__namespace__", "config.namespace"),
     ] {
         let rule = rules
             .iter()
@@ -307,6 +308,247 @@ fn naming_fields_are_immutable() {
             "{path} keeps a bypassable rule"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CEL rules: property names as Kubernetes exposes them
+
+/// CEL reserved words: Kubernetes exposes a property of that name as `__{word}__`, and a rule
+/// selecting it unescaped does not compile ("undefined field").
+const CEL_RESERVED: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+];
+
+/// A property name as a CEL rule must spell it (Kubernetes' escaping rules).
+fn cel_escape(property: &str) -> String {
+    if CEL_RESERVED.contains(&property) {
+        return format!("__{property}__");
+    }
+    property
+        .replace("__", "__underscores__")
+        .replace('.', "__dot__")
+        .replace('-', "__dash__")
+        .replace('/', "__slash__")
+}
+
+/// Every `self.a.b` / `oldSelf.a.b` selection in `rule` (string literals skipped), as segments.
+fn selections(rule: &str) -> Vec<Vec<String>> {
+    let mut code = String::new();
+    let mut quote = None;
+    for ch in rule.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None => code.push(ch),
+        }
+    }
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(start) = rest.find(|c: char| is_ident(c)) {
+        let preceded_by_dot = rest[..start].ends_with('.');
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !is_ident(c)).unwrap_or(tail.len());
+        let word = &tail[..end];
+        rest = &tail[end..];
+        if preceded_by_dot || !matches!(word, "self" | "oldSelf") {
+            continue;
+        }
+        let mut chain = Vec::new();
+        while let Some(after_dot) = rest.strip_prefix('.') {
+            let end = after_dot
+                .find(|c: char| !is_ident(c))
+                .unwrap_or(after_dot.len());
+            chain.push(after_dot[..end].to_string());
+            rest = &after_dot[end..];
+        }
+        out.push(chain);
+    }
+    out
+}
+
+/// What is wrong with every rule under `node` (at `path`): a selected field that is not a
+/// property, or a property spelled other than Kubernetes exposes it.
+fn rule_violations(node: &Value, path: &str, out: &mut Vec<String>, rules: &mut usize) {
+    for rule in node["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        *rules += 1;
+        let text = rule["rule"].as_str().unwrap_or_default();
+        for chain in selections(text) {
+            let mut at = node;
+            for segment in &chain {
+                let property = at["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(name, _)| cel_escape(name) == *segment);
+                match property {
+                    Some((_, schema)) => at = schema,
+                    None => {
+                        out.push(format!(
+                            "{path}: `{text}` selects `{segment}`, which is not a property as CEL \
+                             sees it (reserved words and -./__ are escaped)"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (name, child) in props {
+            rule_violations(child, &format!("{path}.{name}"), out, rules);
+        }
+    }
+    if node["items"].is_object() {
+        rule_violations(&node["items"], &format!("{path}[]"), out, rules);
+    }
+}
+
+#[test]
+fn rules_select_properties_as_kubernetes_escapes_them() {
+    let mut violations = Vec::new();
+    let mut rules = 0;
+    rule_violations(&schema(), "", &mut violations, &mut rules);
+    assert!(rules >= 3, "only {rules} rules found");
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn rule_check_catches_an_unescaped_reserved_word() {
+    // The rule a real API server refused: "undefined field 'namespace'".
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {"config": {"type": "object", "properties": {
+                "namespace": {"type": "string"}, "x-y": {"type": "string"}}}},
+            "x-kubernetes-validations": [
+                {"rule": "!has(oldSelf.config.namespace) || self.config.namespace == 'namespace.x'"},
+                {"rule": "self.config.__namespace__ == oldSelf.config.__namespace__"},
+                {"rule": "has(self.config.x__dash__y) && self.config.missing == \"a.b\""},
+            ],
+        }},
+    });
+    let mut violations = Vec::new();
+    rule_violations(&schema, "", &mut violations, &mut 0);
+    assert_eq!(violations.len(), 3, "{violations:#?}");
+    assert!(violations[0].contains("`namespace`"), "{}", violations[0]);
+    assert!(violations[2].contains("`missing`"), "{}", violations[2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys: preserved under spec.config, strict elsewhere
+
+/// Every object node under `node`, by path.
+fn object_nodes<'a>(node: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+    if node["type"] == "object" || node.get("properties").is_some() {
+        out.push((path.to_string(), node));
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (name, child) in props {
+            object_nodes(child, &format!("{path}.{name}"), out);
+        }
+    }
+    if node["items"].is_object() {
+        object_nodes(&node["items"], &format!("{path}[]"), out);
+    }
+}
+
+#[test]
+fn every_object_under_spec_config_preserves_unknown_fields() {
+    let config = field("spec.config");
+    let mut nodes = Vec::new();
+    object_nodes(&config, "spec.config", &mut nodes);
+    assert!(
+        nodes.len() >= 10,
+        "{:?}",
+        nodes.iter().map(|n| &n.0).collect::<Vec<_>>()
+    );
+    for (path, node) in &nodes {
+        assert_eq!(
+            node["x-kubernetes-preserve-unknown-fields"], true,
+            "{path} would prune or refuse unknown keys"
+        );
+        assert!(
+            node.get("properties").is_some(),
+            "{path}: known fields stay typed"
+        );
+        assert!(node.get("additionalProperties").is_none(), "{path}");
+    }
+    for path in [
+        "spec.config",
+        "spec.config.migrate",
+        "spec.config.database.copyFrom.user.secretRef",
+        "spec.config.env.values[]",
+    ] {
+        assert!(nodes.iter().any(|(p, _)| p == path), "{path} not checked");
+    }
+}
+
+#[test]
+fn the_rest_of_spec_and_status_stay_strict() {
+    let schema = schema();
+    let mut nodes = Vec::new();
+    object_nodes(&schema["properties"]["spec"], "spec", &mut nodes);
+    object_nodes(&schema["properties"]["status"], "status", &mut nodes);
+    let strict: Vec<&String> = nodes
+        .iter()
+        .filter(|(path, _)| !path.starts_with("spec.config"))
+        .map(|(path, node)| {
+            assert!(
+                node.get("x-kubernetes-preserve-unknown-fields").is_none(),
+                "{path} preserves unknown fields"
+            );
+            path
+        })
+        .collect();
+    assert!(strict.len() >= 3, "{strict:?}");
+}
+
+#[test]
+fn unknown_config_keys_survive_a_round_trip() {
+    let mut doc: Value = serde_yaml::from_str(include_str!(
+        "../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    // What three other public repositories' review yaml holds, and a key nested deeper.
+    doc["spec"]["config"]["baseApp"] = json!("app-template");
+    doc["spec"]["config"]["migrate"]["timeoutSeconds"] = json!(600);
+    doc["spec"]["config"]["database"]["copyFrom"]["user"]["secretRef"]["optional"] = json!(true);
+    let app: ReviewApp = serde_json::from_value(doc.clone()).unwrap();
+    let config = app.spec.config.as_ref().unwrap();
+    assert_eq!(config.unknown["baseApp"], "app-template");
+    assert_eq!(
+        config.env_secret.as_deref(),
+        Some("app-template-env-secret")
+    );
+    assert_eq!(
+        serde_json::to_value(&app.spec).unwrap(),
+        doc["spec"],
+        "every key comes back as it was written"
+    );
 }
 
 #[test]

@@ -892,6 +892,132 @@ fn value_and_value_from_together_are_rejected() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// envSecret
+
+#[test]
+fn env_secret_comes_before_env_secrets_and_is_not_repeated() {
+    let v = ok(&with("/config/envSecret", json!("app-env")));
+    assert_eq!(v.env_secret.as_deref(), Some("app-env"));
+    assert_eq!(
+        v.env_secrets().collect::<Vec<_>>(),
+        ["app-env", "secret-one", "secret-two"]
+    );
+    let spec = spec_with(|s| {
+        set(s, "/config/envSecret", json!("secret-two"));
+    });
+    let v = ok(&spec);
+    assert_eq!(v.env.secrets, ["secret-one"], "listed once, as envSecret");
+    assert_eq!(
+        v.env_secrets().collect::<Vec<_>>(),
+        ["secret-two", "secret-one"]
+    );
+    assert_eq!(ok(&spec_with(|_| {})).env_secret, None);
+}
+
+#[test]
+fn invalid_env_secret_is_rejected() {
+    for bad in ["", "Not_Valid", "a b"] {
+        assert_only_error(
+            &with("/config/envSecret", json!(bad)),
+            "spec.config.envSecret",
+            "not a valid Secret name",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys: accepted, listed by path
+
+#[test]
+fn the_seed_fixture_has_no_unknown_keys() {
+    assert!(ok(&spec_with(|_| {})).ignored_keys.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_listed_by_path_and_nothing_else_changes() {
+    let plain = ok(&spec_with(|_| {}));
+    let spec = spec_with(|s| {
+        set(s, "/config/baseApp", json!("app-template"));
+        set(s, "/config/zeta", json!({"nested": [1]}));
+        set(s, "/config/migrate/foo", json!(1));
+        set(
+            s,
+            "/config/database/copyFrom/password/secretRef/optional",
+            json!(true),
+        );
+        set(s, "/config/database/copyFrom/host/note", json!("x"));
+        set(s, "/config/database/copyFrom/extra", json!(null));
+        set(s, "/config/database/replicas", json!(3));
+        set(s, "/config/env/files", json!([]));
+        set(s, "/config/env/values/1/description", json!("two"));
+    });
+    let v = ok(&spec);
+    assert_eq!(
+        v.ignored_keys,
+        [
+            "spec.config.baseApp",
+            "spec.config.zeta",
+            "spec.config.migrate.foo",
+            "spec.config.database.replicas",
+            "spec.config.database.copyFrom.extra",
+            "spec.config.database.copyFrom.host.note",
+            "spec.config.database.copyFrom.password.secretRef.optional",
+            "spec.config.env.files",
+            "spec.config.env.values[1].description",
+        ]
+    );
+    assert_eq!(
+        ValidatedSpec {
+            ignored_keys: Vec::new(),
+            ..v
+        },
+        plain,
+        "unknown keys change nothing else"
+    );
+}
+
+#[test]
+fn a_config_of_only_an_unknown_key_names_what_is_missing() {
+    // What three public repositories' review yaml holds: `baseApp: <name>` and nothing else.
+    let spec = with("/config", json!({"baseApp": "some-app"}));
+    assert_eq!(
+        fields(&errors(&spec)),
+        ["spec.config.namespace", "spec.config.applicationPort"]
+    );
+}
+
+#[test]
+fn the_app_template_review_yaml_validates() {
+    let app: ReviewApp = serde_yaml::from_str(include_str!(
+        "../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    let v = ok(&app.spec);
+    assert_eq!(v.names.app, "revelry-phoenix-app-template-42");
+    assert_eq!(v.namespace, "app-template");
+    assert_eq!(v.env_secret.as_deref(), Some("app-template-env-secret"));
+    assert!(v.env.secrets.is_empty());
+    assert!(v.ignored_keys.is_empty(), "{:?}", v.ignored_keys);
+    assert_eq!(
+        v.migrate,
+        Some(MigrateSpec {
+            command: vec!["./bin/app_template".into()],
+            args: vec!["eval".into(), "AppTemplate.ReleaseTasks.migrate()".into()],
+        })
+    );
+    assert_eq!(
+        database(&app.spec).copy_from,
+        Some(CopySource::Parts {
+            host: value("app-template-database"),
+            port: None,
+            database: value("postgres"),
+            user: secret("app-template-database-auth", "username"),
+            password: secret("app-template-database-auth", "password"),
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Several problems at once
 
 #[test]

@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{FINALIZER, OperatorConfig, ReviewApp};
 use reviewapp_resources::render;
-use reviewapp_state::{AppEvent, BuildObservation, transition};
+use reviewapp_state::{AppEvent, BuildObservation, Observed, transition};
 
 const SAMPLE: &str = include_str!("../../../dev/samples/reviewapp.yaml");
 const NEW_COMMIT: &str = "5ce6e4a15e2a09fe113aba79263104835bd676c2";
@@ -39,9 +39,11 @@ fn step(
     build: &BuildObservation,
     config: &OperatorConfig,
 ) -> usize {
-    let t = transition(app, event, build, config, Timestamp::now());
+    let observed = Observed::build(build.clone());
+    let t = transition(app, event, &observed, config, Timestamp::now());
     let plan = render(app, t.spec.as_ref(), config, &t.intents).unwrap();
-    plan.actions.len()
+    let after = render(app, t.spec.as_ref(), config, &t.after_status).unwrap();
+    plan.actions.len() + after.actions.len()
 }
 
 /// The sample, settled: finalizer on, built and deployed.
@@ -50,7 +52,7 @@ fn deployed(config: &OperatorConfig) -> ReviewApp {
     let t = transition(
         &app,
         AppEvent::Add,
-        &BuildObservation::Missing,
+        &Observed::build(BuildObservation::Missing),
         config,
         Timestamp::now(),
     );
@@ -59,7 +61,7 @@ fn deployed(config: &OperatorConfig) -> ReviewApp {
     let t = transition(
         &app,
         AppEvent::Reconcile,
-        &BuildObservation::Succeeded,
+        &Observed::build(BuildObservation::Succeeded),
         config,
         Timestamp::now(),
     );

@@ -1,5 +1,4 @@
-//! Turns the `ReviewApp` watch stream into explicit ADD / MODIFY / DELETE events (DESIGN.md
-//! "Watcher").
+//! Turns the `ReviewApp` watch stream into explicit ADD / MODIFY / DELETE events.
 //!
 //! [`Classifier`] is a plain state machine: no IO, no async, no clock. It remembers, per name, the
 //! uid, the last resourceVersion seen and the last object that deserialized (one

@@ -16,22 +16,13 @@ use reviewapp_effects::Effects;
 use reviewapp_resources::ChildKind;
 use reviewapp_state::AppEvent;
 
+use crate::build_jobs::owner;
 use crate::classify::Classified;
 use crate::handler::AppHandler;
 use crate::health::Readiness;
-use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_config, watch_kind};
+use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_config, watch_kind, watch_secrets};
 use crate::metrics::Metrics;
 use crate::scheduler::{Backoff, Scheduler};
-
-/// The owning `ReviewApp` of a build Job (its controller owner reference).
-fn owner(job: &Job) -> Option<String> {
-    job.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "ReviewApp" && o.controller == Some(true))
-        .map(|o| o.name.clone())
-}
 
 /// The running controller: the handler, its scheduler and the stores the watches fill.
 pub(crate) struct Controller {
@@ -107,16 +98,29 @@ impl Controller {
         ready: Readiness,
     ) {
         let config = Arc::new(self.handler.config().clone());
-        // Child caches (what exists), for the effects layer.
+        // Child caches (what exists), for the effects layer. The Secret cache also holds the
+        // Secrets apps load into their environment: one appearing or going reconciles the apps
+        // that load it, so a MissingSecrets condition follows at once.
         let live_tasks: Vec<_> = ChildKind::ALL
             .iter()
             .map(|kind| {
                 let cache = self.live.cache(*kind);
-                let stream = watch_kind(client.clone(), *kind);
+                let handler = self.handler.clone();
+                let scheduler = self.scheduler.clone();
+                let stream = if *kind == ChildKind::Secret {
+                    let allowed = config.clone();
+                    watch_secrets(client.clone(), move |ns| allowed.namespace_allowed(ns)).boxed()
+                } else {
+                    watch_kind(client.clone(), *kind).boxed()
+                };
                 tokio::spawn(async move {
                     futures::pin_mut!(stream);
                     while let Some(event) = stream.next().await {
-                        cache.apply(event);
+                        for (namespace, name) in cache.apply(event) {
+                            for app in handler.apps_using_secret(&namespace, &name) {
+                                scheduler.submit(app, AppEvent::Reconcile);
+                            }
+                        }
                     }
                 })
             })
@@ -145,8 +149,9 @@ impl Controller {
         let jobs_stream = watch(jobs_api, watch_config().labels(MANAGED_SELECTOR))
             .default_backoff()
             .modify(|job: &mut Job| {
-                // Keep what observe_job reads (status, completions, backoffLimit, owner): the
-                // pod template and managed fields are most of a Job's size.
+                // Keep what observe_job and job_state read (status, completions, backoffLimit,
+                // owner, finalizers, deletionTimestamp): the pod template and managed fields are
+                // most of a Job's size.
                 job.metadata.managed_fields = None;
                 job.metadata.annotations = None;
                 if let Some(spec) = job.spec.as_mut() {
@@ -166,11 +171,16 @@ impl Controller {
                         };
                         if matches!(event, Event::Delete(_)) {
                             jobs_handler.job_gone(&job.metadata.name.clone().unwrap_or_default());
+                        } else {
+                            jobs_handler.job_changed(job);
                         }
                         if let Some(app) = owner(job) {
                             jobs_scheduler.submit(app, AppEvent::Reconcile);
                         }
                     }
+                    // Listed: remembered (a Job being deleted and held), handled once the apps
+                    // are listed too.
+                    Ok(Event::InitApply(job)) => jobs_handler.job_changed(&job),
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "build Job watch error; retrying"),
                 }
@@ -219,6 +229,11 @@ impl Controller {
                 if synced {
                     apps_ready.set(true);
                     handler.count_apps();
+                    // Build Jobs being deleted and held: their apps (or, for an app that is
+                    // gone, its name) release the ones nobody waits for.
+                    for app in handler.apps_listed() {
+                        scheduler.submit(app, AppEvent::Reconcile);
+                    }
                 }
             }
         });

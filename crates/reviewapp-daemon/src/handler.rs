@@ -1,6 +1,8 @@
-//! One app event, end to end: observe its build Job → transition → render → execute → status.
+//! One app event, end to end: observe its build Job and env Secrets → transition → render →
+//! execute → status → what waits for the status (releasing a finished build Job).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -8,13 +10,16 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use reviewapp_api::{BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus};
-use reviewapp_effects::{Effects, LiveIndex};
-use reviewapp_resources::render;
-use reviewapp_state::{AppEvent, EventKind, EventNote, Intent, observe_job, transition};
+use reviewapp_api::{
+    BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus, ValidatedSpec, validate,
+};
+use reviewapp_effects::{Effects, LiveIndex, Lookup};
+use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
+use reviewapp_state::{AppEvent, EventKind, EventNote, Intent, Observed, transition};
 
+use crate::build_jobs::BuildJobs;
 use crate::classify::{Classified, Classifier};
 use crate::metrics::{AppStatusLabel, Metrics, TransitionLabels};
 
@@ -71,22 +76,35 @@ pub struct AppHandler {
     classifier: Mutex<Classifier>,
     /// Objects of apps whose DELETE is pending (they may be gone from the watch already).
     tombstones: Mutex<HashMap<String, Arc<ReviewApp>>>,
-    jobs: Store<Job>,
+    jobs: BuildJobs,
     live: Arc<dyn LiveIndex>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
     /// uids whose teardown completed: later events for them (our own finalizer removal echoing
     /// back, a RECONCILE from a deleted build Job) have nothing left to do.
     torn_down: Mutex<std::collections::HashSet<String>>,
-    /// Build Jobs this process started, by name, with when: until the Job watch delivers one,
-    /// its absence from the store is the watch lagging, not a vanished build.
-    started_jobs: Mutex<HashMap<String, Instant>>,
+    /// Whether the `ReviewApp` list has completed: before, an app unknown to the classifier may
+    /// simply not be listed yet, so its build Jobs are not orphans.
+    apps_listed: AtomicBool,
 }
 
-/// How long a build Job this process created may be missing from the Job store before it counts
-/// as vanished. The watch normally delivers it within milliseconds; a Job deleted while the watch
-/// relists leaves no delete event, so this bounds how long such a build waits to be restarted.
-const JOB_STORE_LAG: std::time::Duration = std::time::Duration::from_secs(5);
+/// Why a handling failed, and whether the transition's status was on record by then.
+struct Failed {
+    error: HandleError,
+    /// The status the transition computed was written (or equal to the stored one) before the
+    /// failure (a release after it failed): the failure is recorded on top of that status, not
+    /// the one before.
+    status_on_record: bool,
+}
+
+impl<E: Into<HandleError>> From<E> for Failed {
+    fn from(error: E) -> Self {
+        Failed {
+            error: error.into(),
+            status_on_record: false,
+        }
+    }
+}
 
 impl AppHandler {
     /// A handler reading build Jobs from `jobs` and existing children from `live`.
@@ -98,16 +116,16 @@ impl AppHandler {
         live: Arc<dyn LiveIndex>,
     ) -> Self {
         Self {
+            jobs: BuildJobs::new(jobs, &config.build_namespace),
             config,
             effects,
             classifier: Mutex::new(Classifier::new()),
             tombstones: Mutex::new(HashMap::new()),
-            jobs,
             live,
             metrics,
             listener: None,
             torn_down: Mutex::new(std::collections::HashSet::new()),
-            started_jobs: Mutex::new(HashMap::new()),
+            apps_listed: AtomicBool::new(false),
         }
     }
 
@@ -189,10 +207,46 @@ impl AppHandler {
     /// The build Job watch saw `job` deleted: if this process started it, its absence from the
     /// store is no longer lag.
     pub fn job_gone(&self, job: &str) {
-        self.started_jobs
+        self.jobs.gone(job);
+    }
+
+    /// The build Job watch listed or changed `job`. A Job being deleted while the operator's
+    /// build-outcome finalizer holds it is remembered by owner, so that handling the owner (or,
+    /// when the owner is gone, its name) releases it unless the app waits for its outcome.
+    pub fn job_changed(&self, job: &Job) {
+        self.jobs.seen(job);
+    }
+
+    /// The `ReviewApp` list has completed: from now on an app the classifier does not know is
+    /// gone. Returns the names of the apps (known or gone) that own a build Job being deleted
+    /// and still held, to be handled (a RECONCILE each) so that those Jobs are released.
+    pub fn apps_listed(&self) -> Vec<String> {
+        self.apps_listed.store(true, Ordering::Release);
+        self.jobs.owners_holding()
+    }
+
+    /// Names of the apps whose environment loads Secret `namespace`/`name` (`envSecret` or
+    /// `env.secrets`), from their specs as last seen.
+    pub fn apps_using_secret(&self, namespace: &str, name: &str) -> Vec<String> {
+        self.classifier
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(job);
+            .objects()
+            .into_iter()
+            .filter(|app| {
+                let Some(config) = app.spec.config.as_ref() else {
+                    return false;
+                };
+                config.namespace.as_deref().map(str::trim) == Some(namespace)
+                    && (config.env_secret.as_deref() == Some(name)
+                        || config
+                            .env
+                            .as_ref()
+                            .and_then(|env| env.secrets.as_ref())
+                            .is_some_and(|secrets| secrets.iter().any(|s| s == name)))
+            })
+            .filter_map(|app| app.metadata.name.clone())
+            .collect()
     }
 
     /// Records a Warning Event on a `ReviewApp` that does not deserialize, naming the error.
@@ -246,59 +300,48 @@ impl AppHandler {
             .last_known(name)
     }
 
-    /// Handles one event for one app: observe its build Job, transition, render, execute, write
-    /// the status. Safe to call again with the same event (every step is idempotent).
+    /// Handles one event for one app: observe its build Job and env Secrets, transition, render,
+    /// execute, write the status, then release a finished build Job. Safe to call again with the
+    /// same event (every step is idempotent). For an app that is gone (or torn down), releases
+    /// its build Jobs that are being deleted.
     pub async fn handle(&self, name: String, event: AppEvent) -> Result<(), HandleError> {
-        let Some(app) = self.latest(&name, event) else {
-            return Ok(()); // gone, and its DELETE already ran
-        };
-        if self.is_torn_down(&app) {
+        let Some(app) = self
+            .latest(&name, event)
+            .filter(|app| !self.is_torn_down(app))
+        else {
+            // Gone, and its DELETE already ran: a build Job of it that is being deleted (garbage
+            // collection, say) waits for nobody.
+            if self.apps_listed.load(Ordering::Acquire) {
+                self.release_unawaited(&name, None).await?;
+            }
             return Ok(());
-        }
+        };
         let event = if app.metadata.deletion_timestamp.is_some() {
             AppEvent::Delete
         } else {
             event
         };
         let started = Instant::now();
-        let job = app
-            .status
-            .as_ref()
-            .and_then(|s| s.build_job_name.as_ref())
-            .and_then(|job| {
-                self.jobs
-                    .get(&ObjectRef::new(job).within(&self.config.build_namespace))
-            });
-        let observation = match (
-            job.as_deref(),
-            app.status.as_ref().and_then(|s| s.build_job_name.as_ref()),
-        ) {
-            (Some(job), Some(name)) => {
-                self.started_jobs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(name);
-                observe_job(Some(job))
-            }
-            // Just created by us and not delivered by the watch yet: running, not vanished.
-            (None, Some(name))
-                if self
-                    .started_jobs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(name)
-                    .is_some_and(|at| at.elapsed() < JOB_STORE_LAG) =>
-            {
-                reviewapp_state::BuildObservation::Running
-            }
-            _ => observe_job(None),
-        };
-        let mut t = transition(&app, event, &observation, &self.config, Timestamp::now());
+        let observed = self.observed(&app, event);
+        let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
         // The failure condition is the daemon's own: an attempt that succeeds clears it.
         t.status
             .conditions
             .retain(|c| c.type_ != CONDITION_RECONCILE_FAILED);
-        let outcome = self.execute(&app, event, &t).await;
+        let mut outcome = self.execute(&app, event, &t).await;
+        if outcome.is_ok() {
+            // Build Jobs of this app being deleted that it does not wait for: superseded ones
+            // whose release did not happen, or older ones (after a DELETE, every one).
+            let awaited = (event != AppEvent::Delete)
+                .then_some(t.status.build_job_name.as_deref())
+                .flatten();
+            if let Err(error) = self.release_unawaited(&name, awaited).await {
+                outcome = Err(Failed {
+                    error,
+                    status_on_record: true,
+                });
+            }
+        }
         if let Some(listener) = &self.listener {
             let (written, skipped) = match &outcome {
                 Ok((written, skipped)) => (written.clone(), *skipped),
@@ -311,7 +354,7 @@ impl AppHandler {
                 to: summary(Some(&t.status)),
                 written,
                 skipped,
-                error: outcome.as_ref().err().map(ToString::to_string),
+                error: outcome.as_ref().err().map(|f| f.error.to_string()),
                 elapsed: started.elapsed(),
             });
         }
@@ -324,54 +367,110 @@ impl AppHandler {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(uid.clone());
         }
-        let result = outcome.map(|_| ());
         let label = Metrics::event_label(event);
         self.metrics.events.get_or_create(&label).inc();
         self.metrics
             .handle_duration
             .get_or_create(&label)
             .observe(started.elapsed().as_secs_f64());
-        if let Err(err) = &result
-            && event != AppEvent::Delete
-        {
+        let failed = match outcome {
+            Ok(_) => return Ok(()),
+            Err(failed) => failed,
+        };
+        if event != AppEvent::Delete {
             // Best effort: say why in the status; the scheduler retries the event. The status is
-            // the current one, not the transition's: its intents did not all happen, and a status
-            // claiming they did (say, a new buildCommit) would stop the retry from redoing them.
+            // the one on record: the transition's only when it was written, since its intents did
+            // not all happen and a status claiming they did (say, a new buildCommit) would stop
+            // the retry from redoing them.
+            let mut app = (*app).clone();
+            if failed.status_on_record {
+                app.status = Some(t.status.clone());
+            }
             let mut status = app.status.clone().unwrap_or_default();
-            set_failed(&mut status, &err.to_string(), app.metadata.generation);
+            set_failed(
+                &mut status,
+                &failed.error.to_string(),
+                app.metadata.generation,
+            );
             if let Err(status_err) = self.effects.write_status(&app, &status).await {
                 tracing::debug!(app = %name, error = %status_err, "could not record the failure in the status");
             }
         }
-        result
+        Err(failed.error)
     }
 
+    /// What the transition needs besides the app: its build Job (from the Job store) and which
+    /// of its env Secrets do not exist (from the Secret cache; nothing is reported missing while
+    /// that cache is not synced).
+    fn observed(&self, app: &ReviewApp, event: AppEvent) -> Observed {
+        let job = app
+            .status
+            .as_ref()
+            .and_then(|s| s.build_job_name.as_deref());
+        let (build, job) = self.jobs.observe(job);
+        let missing_secrets = match event {
+            AppEvent::Delete => BTreeSet::new(),
+            _ => validate(&app.spec, &self.config)
+                .map(|spec| self.missing_secrets(&spec))
+                .unwrap_or_default(),
+        };
+        Observed {
+            build,
+            job,
+            missing_secrets,
+        }
+    }
+
+    fn missing_secrets(&self, spec: &ValidatedSpec) -> BTreeSet<String> {
+        spec.env_secrets()
+            .filter(|name| {
+                let secret = ChildRef::new(ChildKind::Secret, &spec.namespace, name);
+                self.live.lookup(&secret) == Lookup::Absent
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Releases the build Jobs of app `name` that are being deleted and still held by the
+    /// build-outcome finalizer, except `awaited` (the Job whose outcome the app waits for: the
+    /// transition releases it once the outcome is recorded).
+    async fn release_unawaited(
+        &self,
+        name: &str,
+        awaited: Option<&str>,
+    ) -> Result<(), HandleError> {
+        let jobs = self.jobs.held_deleting(name, awaited);
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let plan = Plan {
+            actions: jobs
+                .iter()
+                .map(|job| Action::ReleaseJob(build_job_ref(&self.config, job)))
+                .collect(),
+        };
+        tracing::info!(app = name, jobs = ?jobs, "releasing build Jobs no app waits for");
+        let stub = ReviewApp::new(name, Default::default());
+        self.effects
+            .execute(&stub, &plan, &self.jobs.index(self.live.as_ref()))
+            .await?;
+        let released: Vec<&String> = jobs.iter().collect();
+        self.jobs.record(&released, &[]);
+        Ok(())
+    }
+
+    /// Runs the transition's plan, writes its status, then runs what waits for the status.
     async fn execute(
         &self,
         app: &ReviewApp,
         event: AppEvent,
         t: &reviewapp_state::Transition,
-    ) -> Result<(Vec<String>, u32), HandleError> {
+    ) -> Result<(Vec<String>, u32), Failed> {
         let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
-        let starting: Vec<&String> = t
-            .intents
-            .iter()
-            .filter_map(|i| match i {
-                Intent::StartBuild { job_name, .. } => Some(job_name),
-                _ => None,
-            })
-            .collect();
-        let mut report = self.effects.execute(app, &plan, self.live.as_ref()).await?;
-        {
-            let mut started = self.started_jobs.lock().unwrap_or_else(|e| e.into_inner());
-            started.retain(|_, at| at.elapsed() < JOB_STORE_LAG);
-            for job in starting {
-                started.insert(job.clone(), Instant::now());
-            }
-        }
-        self.metrics
-            .writes_skipped
-            .inc_by(u64::from(report.skipped));
+        let after = render(app, t.spec.as_ref(), &self.config, &t.after_status)?;
+        let live = self.jobs.index(self.live.as_ref());
+        let mut report = self.effects.execute(app, &plan, &live).await?;
+        self.record_jobs(&plan);
         if event != AppEvent::Delete
             && let Some(written) = self.effects.write_status(app, &t.status).await?
         {
@@ -382,7 +481,39 @@ impl AppHandler {
                 .record_write(written);
             report.written.push("write status".to_string());
         }
+        if !after.actions.is_empty() {
+            let done = self
+                .effects
+                .execute(app, &after, &live)
+                .await
+                .map_err(|error| Failed {
+                    error: error.into(),
+                    status_on_record: true,
+                })?;
+            self.record_jobs(&after);
+            report.written.extend(done.written);
+            report.skipped += done.skipped;
+        }
+        self.metrics
+            .writes_skipped
+            .inc_by(u64::from(report.skipped));
         Ok((report.written, report.skipped))
+    }
+
+    /// Tells the Job bookkeeping which build Jobs `plan` released and created.
+    fn record_jobs(&self, plan: &Plan) {
+        let mut released = Vec::new();
+        let mut created = Vec::new();
+        for action in &plan.actions {
+            match action {
+                Action::ReleaseJob(job) => released.push(&job.name),
+                Action::CreateJob(manifest) => created.push(&manifest.child.name),
+                _ => {}
+            }
+        }
+        if !released.is_empty() || !created.is_empty() {
+            self.jobs.record(&released, &created);
+        }
     }
 
     fn record_status_change(

@@ -4,6 +4,7 @@
 //! → [`Effects`](reviewapp_effects::Effects)). Serves `/healthz`, `/readyz` and `/metrics`;
 //! competes for a Lease so that only one replica writes; shuts down gracefully.
 
+mod build_jobs;
 pub mod classify;
 mod controller;
 pub mod handler;

@@ -1,12 +1,15 @@
-//! What exists: label-selected metadata watches of every child kind, as a [`LiveIndex`] for the
-//! effects layer (so it writes nothing when the desired state already holds, and re-applies a
-//! child deleted behind its back).
+//! What exists: metadata watches of every child kind, as a [`LiveIndex`] for the effects layer
+//! (so it writes nothing when the desired state already holds, and re-applies a child deleted
+//! behind its back). Every kind is label-selected (the operator's own objects) except Secrets:
+//! that watch also covers the Secrets the apps' environments load (`envSecret`, `env.secrets`),
+//! so that a missing one is reported, and its appearance noticed at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
@@ -69,20 +72,38 @@ impl KindCache {
             .and_then(|(_, hash)| hash.clone())
     }
 
-    /// Applies one watch event.
-    pub fn apply(&self, event: Event<(Key, Seen)>) {
+    /// Applies one watch event. Returns the `(namespace, name)` of every object that appeared or
+    /// disappeared with it, once the first list has completed (a relist reports the difference
+    /// it made).
+    pub fn apply(&self, event: Event<(Key, Seen)>) -> Vec<Key> {
+        let synced = self.synced();
+        let changed = |key: &Key| {
+            if synced {
+                vec![key.clone()]
+            } else {
+                Vec::new()
+            }
+        };
         match event {
             Event::Apply((key, rv)) => {
-                self.objects
+                let before = self
+                    .objects
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, rv);
+                    .insert(key.clone(), rv);
+                if before.is_none() {
+                    return changed(&key);
+                }
             }
             Event::Delete((key, _)) => {
-                self.objects
+                let before = self
+                    .objects
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&key);
+                if before.is_some() {
+                    return changed(&key);
+                }
             }
             Event::Init => {
                 *self.relist.write().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
@@ -98,17 +119,30 @@ impl KindCache {
                 }
             }
             Event::InitDone => {
+                let mut differences = Vec::new();
                 if let Some(relist) = self
                     .relist
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .take()
                 {
-                    *self.objects.write().unwrap_or_else(|e| e.into_inner()) = relist;
+                    let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+                    if synced {
+                        differences.extend(
+                            objects
+                                .keys()
+                                .filter(|key| !relist.contains_key(*key))
+                                .chain(relist.keys().filter(|key| !objects.contains_key(*key)))
+                                .cloned(),
+                        );
+                    }
+                    *objects = relist;
                 }
                 self.synced.store(true, Ordering::Release);
+                return differences;
             }
         }
+        Vec::new()
     }
 
     /// Number of known objects.
@@ -205,24 +239,74 @@ pub fn watch_kind(
     client: kube::Client,
     kind: ChildKind,
 ) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
+    watch_metadata(client, kind, Some(MANAGED_SELECTOR), |_| true)
+}
+
+/// A metadata-only watch of every Secret the operator may need to know about: its own (the
+/// database-copy Secret and the TLS copy, labelled) and every Secret in a namespace apps may use
+/// (`allowed`: the app's env Secrets). Unselected, because the env Secrets are the user's and
+/// carry no label of ours; only name, namespace, resourceVersion and the applied-hash
+/// annotation of each are kept.
+pub fn watch_secrets(
+    client: kube::Client,
+    allowed: impl Fn(&str) -> bool + Send + Sync + 'static,
+) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
+    let managed = MANAGED_SELECTOR.split_once('=');
+    watch_metadata(client, ChildKind::Secret, None, move |meta| {
+        let labelled = managed.is_some_and(|(key, value)| {
+            meta.labels
+                .as_ref()
+                .and_then(|labels| labels.get(key))
+                .is_some_and(|v| v == value)
+        });
+        labelled || allowed(meta.namespace.as_deref().unwrap_or_default())
+    })
+}
+
+/// A metadata-only watch of `kind` in every namespace (label-selected by `selector`), keeping
+/// the objects `keep` accepts, as cache events.
+fn watch_metadata(
+    client: kube::Client,
+    kind: ChildKind,
+    selector: Option<&str>,
+    keep: impl Fn(&ObjectMeta) -> bool + Send + Sync + 'static,
+) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &api_resource(kind));
-    watch(api, watch_config().labels(MANAGED_SELECTOR))
+    let config = match selector {
+        Some(selector) => watch_config().labels(selector),
+        None => watch_config(),
+    };
+    let keep = std::sync::Arc::new(keep);
+    watch(api, config)
         .default_backoff()
-        .filter_map(move |event| async move {
-            match event {
-                Ok(event) => Some(map_event(event, |meta| {
+        .filter_map(move |event| {
+            let keep = keep.clone();
+            async move {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        tracing::debug!(kind = kind.kind(), error = %err, "child watch error; retrying");
+                        return None;
+                    }
+                };
+                // An object not kept is dropped; its delete (a no-op for the cache) is kept.
+                if let Event::Apply(meta) | Event::InitApply(meta) = &event
+                    && !keep(&meta.metadata)
+                {
+                    return None;
+                }
+                Some(map_event(event, |meta| {
                     let hash = meta
                         .metadata
                         .annotations
                         .as_ref()
                         .and_then(|a| a.get(reviewapp_effects::APPLIED_HASH_ANNOTATION).cloned());
-                    let key = (meta.metadata.namespace.unwrap_or_default(), meta.metadata.name.unwrap_or_default());
+                    let key = (
+                        meta.metadata.namespace.unwrap_or_default(),
+                        meta.metadata.name.unwrap_or_default(),
+                    );
                     (key, (meta.metadata.resource_version.unwrap_or_default(), hash))
-                })),
-                Err(err) => {
-                    tracing::debug!(kind = kind.kind(), error = %err, "child watch error; retrying");
-                    None
-                }
+                }))
             }
         })
 }
@@ -270,6 +354,31 @@ mod tests {
         assert_eq!(cache.lookup("ns", "b"), Lookup::Absent);
         cache.apply(Event::Delete(key("a")));
         assert_eq!(cache.lookup("ns", "a"), Lookup::Absent);
+    }
+
+    #[test]
+    fn appearing_and_disappearing_objects_are_reported_once_synced() {
+        let cache = KindCache::default();
+        let ns = |name: &str| ("ns".to_string(), name.to_string());
+        cache.apply(Event::Init);
+        assert!(cache.apply(Event::InitApply(key("a"))).is_empty());
+        assert!(
+            cache.apply(Event::InitDone).is_empty(),
+            "the first list reports nothing"
+        );
+        assert_eq!(cache.apply(Event::Apply(key("b"))), [ns("b")]);
+        assert!(
+            cache.apply(Event::Apply(key("b"))).is_empty(),
+            "a change is not an appearance"
+        );
+        assert_eq!(cache.apply(Event::Delete(key("a"))), [ns("a")]);
+        assert!(cache.apply(Event::Delete(key("a"))).is_empty());
+        // A relist that no longer shows b and shows c: both reported when it completes.
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(key("c")));
+        let mut relisted = cache.apply(Event::InitDone);
+        relisted.sort();
+        assert_eq!(relisted, [ns("b"), ns("c")]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Watch events → ADD / MODIFY / DELETE (DESIGN.md "Watcher").
+//! Watch events → ADD / MODIFY / DELETE.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

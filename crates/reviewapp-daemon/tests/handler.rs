@@ -37,9 +37,12 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 struct World {
     fake: FakeApi,
+    client: kube::Client,
     handler: AppHandler,
     jobs: Writer<Job>,
 }
+
+const SECRETS: &str = "/api/v1/namespaces/test-review-app/secrets";
 
 fn config() -> OperatorConfig {
     let mut config = OperatorConfig {
@@ -54,8 +57,12 @@ fn world() -> World {
     world_with(None)
 }
 
-fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
-    let (client, fake) = FakeApi::client();
+/// A handler (a fresh operator process) over `fake`, with an empty Job store.
+fn handler_for(
+    fake: &FakeApi,
+    client: kube::Client,
+    listener: Option<reviewapp_daemon::Listener>,
+) -> (AppHandler, Writer<Job>) {
     let config = Arc::new(config());
     let metrics = Arc::new(Metrics::new());
     let reporter = Reporter {
@@ -67,6 +74,24 @@ fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
     let (store, jobs) = reflector::store::<Job>();
     let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
         .with_listener(listener);
+    (handler, jobs)
+}
+
+/// The env Secret `name` exists in the app's namespace (created by its owners, not us).
+fn put_secret(fake: &FakeApi, name: &str) {
+    fake.put(
+        &format!("{SECRETS}/{name}"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": "test-review-app"}}),
+    );
+}
+
+fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
+    let (client, fake) = FakeApi::client();
+    let (handler, jobs) = handler_for(&fake, client.clone(), listener);
+    // The sample's env Secrets.
+    put_secret(&fake, "secret-one");
+    put_secret(&fake, "secret-two");
     fake.put(
         TLS_SOURCE,
         json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -81,6 +106,7 @@ fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
     fake.put(APP, app);
     World {
         fake,
+        client,
         handler,
         jobs,
     }
@@ -114,6 +140,56 @@ impl World {
         self.fake.put(path, job.clone());
         let job: Job = serde_json::from_value(job).unwrap();
         self.jobs.apply_watcher_event(&Event::Apply(job));
+    }
+
+    /// The build Job watch catches up with every Job the fake holds (and those it no longer
+    /// holds), as after our own writes to them.
+    fn job_watch_catches_up(&mut self) {
+        let jobs: Vec<Job> = self
+            .fake
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with(&format!("{JOBS}/")))
+            .map(|p| serde_json::from_value(self.fake.get(&p).unwrap()).unwrap())
+            .collect();
+        self.jobs.apply_watcher_event(&Event::Init);
+        for job in &jobs {
+            self.handler.job_changed(job);
+            self.jobs
+                .apply_watcher_event(&Event::InitApply(job.clone()));
+        }
+        self.jobs.apply_watcher_event(&Event::InitDone);
+    }
+
+    /// Someone deletes the build Job (`kubectl delete job`, or its TTL after it finished): the
+    /// operator's finalizer keeps it, being deleted; the watch delivers that.
+    fn job_deleted_by_someone(&mut self, path: &str) {
+        let mut job = self.fake.get(path).expect("the Job exists");
+        assert!(
+            job["metadata"]["finalizers"]
+                .to_string()
+                .contains("build-outcome"),
+            "held: {job}"
+        );
+        job["metadata"]["deletionTimestamp"] = json!("2026-11-24T07:00:00Z");
+        self.fake.put(path, job.clone());
+        let job: Job = serde_json::from_value(job).unwrap();
+        self.handler.job_changed(&job);
+        self.jobs.apply_watcher_event(&Event::Apply(job));
+    }
+
+    /// The operator restarts: a new handler, whose caches list what exists.
+    fn restart(&mut self) {
+        let (handler, jobs) = handler_for(&self.fake, self.client.clone(), None);
+        self.handler = handler;
+        self.jobs = jobs;
+        self.job_watch_catches_up();
+        self.handler.observe(Event::Init);
+        let app: ReviewApp = serde_json::from_value(self.fake.get(APP).unwrap()).unwrap();
+        self.handler
+            .observe(Event::InitApply(DeserializeGuard(Ok(app))));
+        self.handler.observe(Event::InitDone);
+        self.handler.apps_listed();
     }
 
     fn job_vanishes(&mut self, path: &str) {
@@ -161,7 +237,8 @@ fn normalise(log: &[Logged]) -> Vec<String> {
         .collect()
 }
 
-/// A new app through ADD and to a deployed state; returns the world.
+/// A new app through ADD and to a deployed state (its build Job released, and the watches
+/// caught up); returns the world.
 async fn deployed() -> World {
     let mut w = world();
     assert_eq!(w.watch_sees_app(), [("test".to_string(), AppEvent::Add)]);
@@ -172,7 +249,16 @@ async fn deployed() -> World {
     );
     w.handle(AppEvent::Reconcile).await;
     w.watch_sees_app();
+    w.job_watch_catches_up();
     w
+}
+
+/// The JSON patch that releases the first build Job, held by the build-outcome finalizer only.
+fn release_body() -> Value {
+    json!([
+        {"op": "test", "path": "/metadata/finalizers/0", "value": "reviewtron.k8s.revelry.co/build-outcome"},
+        {"op": "remove", "path": "/metadata/finalizers/0"},
+    ])
 }
 
 #[tokio::test]
@@ -282,7 +368,16 @@ async fn reconcile_after_success_deploys_the_built_image_at_one_replica() {
             ("PATCH", DEPLOYMENT, "apply"),
             ("EVENT", "", ""),
             ("PATCH", &format!("{APP}/status"), "apply"),
-        ])
+            ("PATCH", JOB1, "json-patch"),
+        ]),
+        "the build Job is released only once the status records its outcome"
+    );
+    assert_eq!(log[4].body, release_body());
+    assert!(
+        w.fake.get(JOB1).unwrap()["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty()),
+        "released; its TTL may take it now"
     );
     assert_eq!(log[1].body["spec"]["replicas"], 1);
     assert_eq!(
@@ -317,7 +412,8 @@ async fn reconcile_after_failure_records_the_reason_and_touches_no_child() {
         lines(&[
             ("GET", TLS_SOURCE, ""),
             ("EVENT", "", ""),
-            ("PATCH", &format!("{APP}/status"), "apply")
+            ("PATCH", &format!("{APP}/status"), "apply"),
+            ("PATCH", JOB1, "json-patch"),
         ])
     );
     assert_eq!(log[1].body["type"], "Warning");
@@ -452,12 +548,9 @@ async fn delete_tears_down_every_child_then_releases_the_finalizer() {
             delete.path
         );
     }
-    let app = w.fake.get(APP).unwrap();
     assert!(
-        app["metadata"]["finalizers"]
-            .as_array()
-            .is_none_or(|f| f.is_empty()),
-        "{app}"
+        w.fake.get(APP).is_none(),
+        "the finalizer went, and the API server removed the app being deleted"
     );
     let leftovers: Vec<String> = w
         .fake
@@ -644,4 +737,197 @@ async fn a_build_job_just_created_is_not_mistaken_for_a_vanished_one() {
         lines(&[("GET", TLS_SOURCE, "")]),
         "no restart, no BuildRestarted Warning"
     );
+}
+
+/// The reasons of the Events among `log`.
+fn event_reasons(log: &[Logged]) -> Vec<String> {
+    log.iter()
+        .filter(|r| r.path.starts_with(EVENTS))
+        .map(|r| r.body["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_build_that_finished_and_was_deleted_while_the_operator_was_down_is_deployed() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    // The operator stops. The build succeeds; then the Job's TTL deletes it: the build-outcome
+    // finalizer keeps it, being deleted, with its outcome.
+    let mut job = w.fake.get(JOB1).unwrap();
+    job["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1});
+    job["metadata"]["deletionTimestamp"] = json!("2026-11-24T07:00:00Z");
+    w.fake.put(JOB1, job);
+
+    w.restart();
+    let log = w.handle_logged(AppEvent::Add).await;
+    let sent = normalise(&log);
+    assert!(
+        !sent.iter().any(|l| l.starts_with(&format!("POST {JOBS}"))),
+        "no second build: {sent:#?}"
+    );
+    assert_eq!(event_reasons(&log), ["Deployed"], "no BuildRestarted");
+    let deployment = log.iter().find(|r| r.path == DEPLOYMENT).unwrap();
+    assert_eq!(deployment.body["spec"]["replicas"], 1);
+    assert_eq!(
+        deployment.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "grossvogel/test-review-app-678:c8c9aa334a"
+    );
+    // The status records the outcome, then the Job is released (and goes).
+    let status_at = sent
+        .iter()
+        .position(|l| l == &format!("PATCH {APP}/status apply"))
+        .unwrap();
+    assert_eq!(sent.last(), Some(&format!("PATCH {JOB1} json-patch")));
+    assert!(status_at < sent.len() - 1);
+    assert_eq!(log.last().unwrap().body, release_body());
+    assert!(w.fake.get(JOB1).is_none(), "released: the deleted Job goes");
+    let status = w.status();
+    assert_eq!(
+        (status["appStatus"].as_str(), status["buildStatus"].as_str()),
+        (Some("deployed"), Some("success"))
+    );
+}
+
+#[tokio::test]
+async fn a_running_build_deleted_by_hand_is_released_and_started_again() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    w.job_reports(JOB1, json!({"active": 1}));
+    let first_uid = w.fake.get(JOB1).unwrap()["metadata"]["uid"].clone();
+    w.job_deleted_by_someone(JOB1);
+    let log = w.handle_logged(AppEvent::Reconcile).await;
+    let mut sent = normalise(&log);
+    // The status changes only if the clock moved to another second since the ADD.
+    if sent.last() == Some(&format!("PATCH {APP}/status apply")) {
+        sent.pop();
+    }
+    assert_eq!(
+        sent,
+        lines(&[
+            ("PATCH", JOB1, "json-patch"),
+            ("POST", JOBS, ""),
+            ("GET", TLS_SOURCE, ""),
+            ("EVENT", "", ""),
+        ]),
+        "release first, then create the same Job again"
+    );
+    assert_eq!(event_reasons(&log), ["BuildRestarted"]);
+    let job = w.fake.get(JOB1).expect("started again");
+    assert_ne!(job["metadata"]["uid"], first_uid);
+    assert!(job["metadata"]["deletionTimestamp"].is_null());
+}
+
+#[tokio::test]
+async fn build_jobs_no_app_waits_for_are_released_once_the_apps_are_listed() {
+    let mut w = world();
+    w.watch_sees_app();
+    w.handle(AppEvent::Add).await;
+    let deleting = |name: &str, owner: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": name, "namespace": "review-build",
+                            "deletionTimestamp": "2026-11-24T07:00:00Z",
+                            "finalizers": ["reviewtron.k8s.revelry.co/build-outcome"],
+                            "ownerReferences": [{"apiVersion": "reviewtron.k8s.revelry.co/v1",
+                                "kind": "ReviewApp", "name": owner, "uid": "u", "controller": true}]},
+               "spec": {"template": {}}})
+    };
+    // A Job of an app that is gone (garbage-collected after its teardown, say), and an old Job
+    // of the app, not the one it waits for.
+    let orphan = format!("{JOBS}/gone-1--0123456789");
+    let old = format!("{JOBS}/test-review-app-678--5ce6e4a15e");
+    w.fake.put(&orphan, deleting("gone-1--0123456789", "gone"));
+    w.fake
+        .put(&old, deleting("test-review-app-678--5ce6e4a15e", "test"));
+    w.job_watch_catches_up();
+
+    // Before the app list completes, an unknown app may just not be listed yet.
+    w.fake.take_log();
+    w.handler
+        .handle("gone".into(), AppEvent::Reconcile)
+        .await
+        .unwrap();
+    assert!(w.fake.take_log().is_empty(), "nothing released early");
+
+    let mut owners = w.handler.apps_listed();
+    owners.sort();
+    assert_eq!(owners, ["gone", "test"]);
+    w.fake.take_log();
+    w.handler
+        .handle("gone".into(), AppEvent::Reconcile)
+        .await
+        .unwrap();
+    assert_eq!(
+        normalise(&w.fake.take_log()),
+        lines(&[("PATCH", &orphan, "json-patch")])
+    );
+    let sent = w.handle(AppEvent::Reconcile).await;
+    assert!(
+        sent.contains(&format!("PATCH {old} json-patch")),
+        "{sent:#?}"
+    );
+    assert!(
+        w.fake.get(JOB1).is_some(),
+        "the Job the app waits for is left to its transition"
+    );
+    assert!(w.fake.get(&orphan).is_none() && w.fake.get(&old).is_none());
+}
+
+#[tokio::test]
+async fn a_missing_env_secret_is_reported_and_clears_when_it_appears() {
+    let w = world();
+    w.fake.remove(&format!("{SECRETS}/secret-two"));
+    w.watch_sees_app();
+    let log = w.handle_logged(AppEvent::Add).await;
+    assert_eq!(event_reasons(&log), ["BuildStarted", "MissingSecrets"]);
+    assert!(
+        normalise(&log).contains(&format!("PATCH {DEPLOYMENT} apply")),
+        "the children are applied anyway"
+    );
+    let condition = |w: &World| {
+        w.status()["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "MissingSecrets")
+            .cloned()
+            .unwrap()
+    };
+    let missing = condition(&w);
+    assert_eq!(missing["status"], "True");
+    assert!(
+        missing["message"].as_str().unwrap().contains("secret-two"),
+        "{missing}"
+    );
+    // Still missing: nothing more.
+    w.watch_sees_app();
+    assert_eq!(
+        w.handle(AppEvent::Reconcile).await,
+        lines(&[("GET", TLS_SOURCE, "")])
+    );
+
+    // The Secret watch tells which apps load it; their RECONCILE clears the condition.
+    assert_eq!(
+        w.handler.apps_using_secret("test-review-app", "secret-two"),
+        ["test"]
+    );
+    assert!(
+        w.handler
+            .apps_using_secret("test-review-app", "unrelated")
+            .is_empty()
+    );
+    assert!(
+        w.handler
+            .apps_using_secret("elsewhere", "secret-two")
+            .is_empty()
+    );
+    put_secret(&w.fake, "secret-two");
+    let log = w.handle_logged(AppEvent::Reconcile).await;
+    assert!(event_reasons(&log).is_empty());
+    assert_eq!(
+        normalise(&log).last(),
+        Some(&format!("PATCH {APP}/status apply"))
+    );
+    assert_eq!(condition(&w)["status"], "False");
 }

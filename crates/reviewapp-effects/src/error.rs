@@ -12,11 +12,11 @@ pub enum Verb {
     Apply,
     /// `POST` of a new object (the build Job).
     Create,
-    /// `GET` of an object (the TLS source Secret).
+    /// `GET` of an object (the TLS source Secret, a build Job's finalizers).
     Get,
     /// `DELETE` with Background propagation.
     Delete,
-    /// JSON patch of the `ReviewApp`'s finalizers.
+    /// JSON patch of a finalizer list (the `ReviewApp`'s, or a build Job's).
     Patch,
     /// Server-side apply of the `ReviewApp`'s `/status` subresource.
     Status,

@@ -112,8 +112,21 @@ impl Effects {
         live: &dyn LiveIndex,
     ) -> Result<Report, EffectsError> {
         let mut report = Report::default();
+        // Build Jobs deleted or released by this plan: the cache may still show the old Job, so
+        // a create of the same name that follows (a restarted build) must not be skipped.
+        let mut let_go: Vec<&ChildRef> = Vec::new();
         for action in &plan.actions {
-            match self.run(app, action, live).await? {
+            let outcome = match action {
+                Action::CreateJob(manifest) => {
+                    let trust_cache = !let_go.contains(&&manifest.child);
+                    self.create_job(manifest, live, trust_cache).await?
+                }
+                other => self.run(app, other, live).await?,
+            };
+            if let Action::Delete(child) | Action::ReleaseJob(child) = action {
+                let_go.push(child);
+            }
+            match outcome {
                 Outcome::Wrote => {
                     report.writes += 1;
                     report.written.push(action.describe());
@@ -145,9 +158,10 @@ impl Effects {
                 let secrets = secret_values(&manifest.object);
                 self.apply(manifest, live, &secrets).await
             }
-            Action::CreateJob(manifest) => self.create_job(manifest, live).await,
+            Action::CreateJob(manifest) => self.create_job(manifest, live, true).await,
             Action::CopySecret { source, target } => self.copy_secret(source, target, live).await,
             Action::Delete(child) => self.delete(child, live).await,
+            Action::ReleaseJob(child) => self.release_job(child, live).await,
             Action::Event(note) => Ok(self.event(app, note).await),
         }
     }
@@ -211,14 +225,16 @@ impl Effects {
         }
     }
 
-    /// Creates the build Job, or adopts an existing one of that name.
+    /// Creates the build Job, or adopts an existing one of that name. With `trust_cache`, a Job
+    /// the cache shows is adopted without a request.
     async fn create_job(
         &self,
         manifest: &Manifest,
         live: &dyn LiveIndex,
+        trust_cache: bool,
     ) -> Result<Outcome, EffectsError> {
         let child = &manifest.child;
-        if matches!(live.lookup(child), Lookup::Present { .. }) {
+        if trust_cache && matches!(live.lookup(child), Lookup::Present { .. }) {
             trace_action("create", child, true);
             return Ok(Outcome::Skipped);
         }
@@ -425,7 +441,7 @@ pub(crate) fn api_resource(kind: ChildKind) -> ApiResource {
 }
 
 /// A dynamic API for `child`'s kind in `child`'s namespace.
-fn child_api(client: &Client, child: &ChildRef) -> Api<DynamicObject> {
+pub(crate) fn child_api(client: &Client, child: &ChildRef) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), &child.namespace, &api_resource(child.kind))
 }
 

@@ -1,15 +1,18 @@
-//! The operator's finalizer on the `ReviewApp`, added and removed with JSON patches guarded by a
-//! `test` operation (kube-runtime's finalizer helper does the same), so that a concurrent
-//! change to the finalizer list is never overwritten.
+//! The operator's finalizers, added and removed with JSON patches guarded by a `test` operation
+//! (kube-runtime's finalizer helper does the same), so that a concurrent change to the
+//! finalizer list is never overwritten: the teardown finalizer on the `ReviewApp`, and the
+//! build-outcome finalizer every build Job is created with, released here.
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use reviewapp_api::{FIELD_MANAGER, FINALIZER, ReviewApp};
+use reviewapp_api::{BUILD_FINALIZER, FIELD_MANAGER, FINALIZER, ReviewApp};
+use reviewapp_resources::ChildRef;
 use serde_json::{Value, json};
 use tracing::debug;
 
+use crate::LiveIndex;
 use crate::error::{EffectsError, ObjectId, Verb};
-use crate::executor::{Effects, Outcome, from_kube, serde_message};
+use crate::executor::{Effects, Outcome, child_api, from_kube, serde_message};
 use crate::retry::{self, has_status};
 
 /// The JSON patch adding [`FINALIZER`] to `finalizers`, or `None` when it is already there.
@@ -31,12 +34,12 @@ pub(crate) fn add_patch(finalizers: &[String]) -> Option<Value> {
     })
 }
 
-/// The JSON patch removing [`FINALIZER`] from `finalizers`, or `None` when it is not there.
-pub(crate) fn remove_patch(finalizers: &[String]) -> Option<Value> {
-    let index = finalizers.iter().position(|f| f == FINALIZER)?;
+/// The JSON patch removing `finalizer` from `finalizers`, or `None` when it is not there.
+pub(crate) fn remove_patch(finalizers: &[String], finalizer: &str) -> Option<Value> {
+    let index = finalizers.iter().position(|f| f == finalizer)?;
     let path = format!("/metadata/finalizers/{index}");
     Some(json!([
-        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "test", "path": path, "value": finalizer},
         {"op": "remove", "path": path},
     ]))
 }
@@ -60,7 +63,7 @@ impl Effects {
 
     /// Removes the finalizer if `app` has it; an app already gone counts as done.
     pub(crate) async fn remove_finalizer(&self, app: &ReviewApp) -> Result<Outcome, EffectsError> {
-        let Some(patch) = remove_patch(app.finalizers()) else {
+        let Some(patch) = remove_patch(app.finalizers(), FINALIZER) else {
             debug!(app = %app.name_any(), skipped = true, "remove finalizer");
             return Ok(Outcome::Skipped);
         };
@@ -76,6 +79,74 @@ impl Effects {
     async fn patch_finalizers(&self, app: &ReviewApp, patch: Value) -> Result<(), EffectsError> {
         let name = app.name_any();
         let object = ObjectId::cluster("ReviewApp", &name);
+        self.json_patch(&review_apps(&self.client), &name, object, patch)
+            .await
+    }
+
+    /// Removes [`BUILD_FINALIZER`] from the build Job `job`. The finalizer list comes from
+    /// `live` (the daemon's Job cache), or from a read when the cache knows nothing; when the
+    /// cached list turns out stale (the patch's `test` fails) the Job is read and the patch sent
+    /// once more. A Job that is gone, or no longer carries the finalizer, is done.
+    pub(crate) async fn release_job(
+        &self,
+        job: &ChildRef,
+        live: &dyn LiveIndex,
+    ) -> Result<Outcome, EffectsError> {
+        let mut finalizers = match live.job_finalizers(job) {
+            Some(finalizers) => finalizers,
+            None => match self.read_finalizers(job).await? {
+                Some(finalizers) => finalizers,
+                None => return Ok(released(job, Outcome::Skipped)),
+            },
+        };
+        let api = child_api(&self.client, job);
+        for fresh in [false, true] {
+            let Some(patch) = remove_patch(&finalizers, BUILD_FINALIZER) else {
+                return Ok(released(job, Outcome::Skipped));
+            };
+            match self.json_patch(&api, &job.name, job.into(), patch).await {
+                Ok(()) | Err(EffectsError::Api { status: 404, .. }) => {
+                    return Ok(released(job, Outcome::Wrote));
+                }
+                Err(EffectsError::Conflict { .. }) if !fresh => {
+                    match self.read_finalizers(job).await? {
+                        Some(read) => finalizers = read,
+                        None => return Ok(released(job, Outcome::Skipped)),
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(EffectsError::Conflict { object: job.into() })
+    }
+
+    /// The finalizers of `job` as the API server has them, `None` when it does not exist.
+    async fn read_finalizers(&self, job: &ChildRef) -> Result<Option<Vec<String>>, EffectsError> {
+        let api = child_api(&self.client, job);
+        let result = retry::send(
+            &self.retry,
+            self.observer.as_ref(),
+            Verb::Get,
+            job.kind.kind(),
+            || api.get(&job.name),
+        )
+        .await;
+        match result {
+            Ok(object) => Ok(Some(object.metadata.finalizers.unwrap_or_default())),
+            Err(err) if has_status(&err, 404) => Ok(None),
+            Err(err) => Err(from_kube(Verb::Get, job.into(), err, &[])),
+        }
+    }
+
+    /// Sends a JSON patch to `name` through `api`; a failed `test` (422) is a
+    /// [`EffectsError::Conflict`].
+    async fn json_patch(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+        object: ObjectId,
+        patch: Value,
+    ) -> Result<(), EffectsError> {
         let patch: Patch<()> =
             Patch::Json(
                 serde_json::from_value(patch).map_err(|e| EffectsError::Serialize {
@@ -87,13 +158,12 @@ impl Effects {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
-        let api = review_apps(&self.client);
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
             Verb::Patch,
-            "ReviewApp",
-            || api.patch(&name, &params, &patch),
+            &object.kind,
+            || api.patch(name, &params, &patch),
         )
         .await;
         match result {
@@ -102,6 +172,18 @@ impl Effects {
             Err(err) => Err(from_kube(Verb::Patch, object, err, &[])),
         }
     }
+}
+
+/// Logs the end of a release and returns `outcome`.
+fn released(job: &ChildRef, outcome: Outcome) -> Outcome {
+    debug!(
+        action = "release",
+        namespace = %job.namespace,
+        name = %job.name,
+        skipped = outcome == Outcome::Skipped,
+        "build Job released"
+    );
+    outcome
 }
 
 #[cfg(test)]
@@ -136,12 +218,21 @@ mod tests {
     fn remove_tests_the_index() {
         let list = vec!["other/one".to_string(), FINALIZER.to_string()];
         assert_eq!(
-            remove_patch(&list),
+            remove_patch(&list, FINALIZER),
             Some(json!([
                 {"op": "test", "path": "/metadata/finalizers/1", "value": FINALIZER},
                 {"op": "remove", "path": "/metadata/finalizers/1"},
             ]))
         );
-        assert_eq!(remove_patch(&list[..1]), None);
+        assert_eq!(remove_patch(&list[..1], FINALIZER), None);
+        assert_eq!(remove_patch(&list, BUILD_FINALIZER), None);
+        let job = vec![BUILD_FINALIZER.to_string()];
+        assert_eq!(
+            remove_patch(&job, BUILD_FINALIZER),
+            Some(json!([
+                {"op": "test", "path": "/metadata/finalizers/0", "value": BUILD_FINALIZER},
+                {"op": "remove", "path": "/metadata/finalizers/0"},
+            ]))
+        );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Server-side apply of every child (one field manager, `force`), create-or-adopt of build Jobs,
 //! deletes with `propagationPolicy: Background` (404 is done), the `ReviewApp` status through the
-//! `/status` subresource only, the finalizer through JSON patches, and Kubernetes Events through
+//! `/status` subresource only, the `ReviewApp`'s finalizer and the build Jobs' build-outcome
+//! finalizer through JSON patches guarded by a `test`, and Kubernetes Events through
 //! one shared `events.k8s.io/v1` recorder. Transient failures (409, 429, 5xx, timeouts) are
 //! retried with jittered exponential backoff. Nothing is written when the desired state already
 //! holds: the caller's [`LiveIndex`] says what exists, and applied manifests are remembered.
@@ -52,6 +53,13 @@ pub trait LiveIndex: Send + Sync {
         None
     }
 
+    /// The finalizers of the build Job `job` as a watch cache last saw them: `Some(list)` (empty
+    /// for a Job the synced cache does not hold), or `None` when nothing is known, and the
+    /// effects layer reads the Job before releasing it.
+    fn job_finalizers(&self, _job: &ChildRef) -> Option<Vec<String>> {
+        None
+    }
+
     /// A Secret the operator copies (the wildcard TLS Secret), from a watch cache. With
     /// [`SecretLookup::Unknown`] (the default) the effects layer reads it from the API.
     fn source_secret(&self, _namespace: &str, _name: &str) -> SecretLookup {
@@ -98,7 +106,8 @@ impl LiveIndex for NoIndex {
 /// Receives one call per API request the effects layer sends (for metrics).
 pub trait ApiObserver: Send + Sync {
     /// Called once per attempt (retries included). `verb` is `apply`, `create`, `delete`, `get`,
-    /// `patch` (finalizers), `status` or `event` (see [`Verb::as_str`]); `kind` the object's kind;
+    /// `patch` (finalizers of ReviewApps and build Jobs), `status` or `event` (see
+    /// [`Verb::as_str`]); `kind` the object's kind;
     /// `code` the HTTP status, or `None` when no response arrived (timeout, connection error).
     /// kube does not expose the status of a success: 201 is reported for a create, 200 otherwise.
     fn request(&self, verb: &'static str, kind: &str, code: Option<u16>);

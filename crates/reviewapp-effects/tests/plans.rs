@@ -382,8 +382,10 @@ async fn unknown_objects_are_applied_once_per_manifest() {
     assert_eq!(applied[0].body["spec"]["replicas"], 1);
 }
 
-/// DELETE: the Event, Background deletes of the build Job and every child latest-created first
-/// (404s, including a kind that is not installed, count as done), then the finalizer removal.
+/// DELETE: the Event, a Background delete of the build Job and its release (an index that knows
+/// nothing: the Job is read, and a Job that is gone needs no release), every child
+/// latest-created first (404s, including a kind that is not installed, count as done), then the
+/// finalizer removal.
 #[tokio::test]
 async fn delete_tears_down_in_order_and_removes_the_finalizer() {
     let api = MockApi::start(|r| {
@@ -410,7 +412,7 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
     let report = effects.execute(&app, &plan, &NoIndex).await.unwrap();
     assert_eq!(
         (report.writes, report.skipped, report.events_failed),
-        (10, 0, 0)
+        (10, 1, 0)
     );
     assert_eq!(effects.remembered(), 0, "deletes forget what was applied");
 
@@ -421,6 +423,7 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
         vec![
             format!("POST {EVENTS}"),
             format!("DELETE /apis/batch/v1/namespaces/review-build/jobs/{JOB}"),
+            format!("GET /apis/batch/v1/namespaces/review-build/jobs/{JOB}"),
             format!("DELETE /apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/{APP}"),
             format!("DELETE /apis/apps/v1/namespaces/{NS}/deployments/{APP}"),
             format!("DELETE /api/v1/namespaces/{NS}/services/{APP}"),
@@ -458,8 +461,16 @@ async fn delete_skips_objects_known_to_be_absent() {
     let (_, plan) = pipeline(&app, AppEvent::Delete);
     let mut index = MapIndex::all(Lookup::Absent);
     index.set(ChildRef::new(ChildKind::Deployment, NS, APP), present("5"));
+    index.finalizers.insert(
+        ChildRef::new(ChildKind::Job, "review-build", JOB),
+        Vec::new(),
+    );
     let report = effects.execute(&app, &plan, &index).await.unwrap();
-    assert_eq!((report.writes, report.skipped), (4, 6));
+    assert_eq!(
+        (report.writes, report.skipped),
+        (4, 7),
+        "no release: not held"
+    );
     let lines = api.lines();
     assert_eq!(lines[0], format!("POST {EVENTS}"));
     assert!(

@@ -6,7 +6,8 @@
 //! [`ChildKind::ALL`] (every kind is watched, metadata only, in every namespace), the create and
 //! patch verbs from the plans [`apply_children`] and [`start_build`] render for the dev samples
 //! (a server-side apply is a PATCH that creates a missing object, so it needs both), the deletes
-//! from the teardown list, and `get` from the TLS Secret copy. What the code cannot tell from its
+//! and build-Job releases from the teardown plan [`tear_down`], and `get` from the TLS Secret
+//! copy. What the code cannot tell from its
 //! plans is listed by hand below, each with the place that sends it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,9 +21,8 @@ use k8s_openapi::api::rbac::v1::{
 use kube::Resource;
 use reviewapp_api::names::AppNames;
 use reviewapp_api::{OperatorConfig, ReviewApp, validate};
-use reviewapp_resources::{
-    Action, ChildKind, all_children, apply_children, build_job_ref, start_build,
-};
+use reviewapp_resources::{Action, ChildKind, apply_children, start_build, tear_down};
+use reviewapp_state::TearDown;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -169,7 +169,8 @@ fn needed() -> Needs {
         );
     }
 
-    // Deletes: teardown deletes every possible child and the build Jobs by name.
+    // Deletes: teardown deletes every possible child and the build Jobs by name, and releases
+    // the build Jobs (the same Delete and ReleaseJob actions supersede a build).
     let names = AppNames::new("test_review_app", "678");
     let config = OperatorConfig {
         tls: reviewapp_api::config::TlsConfig {
@@ -178,14 +179,44 @@ fn needed() -> Needs {
         },
         ..OperatorConfig::default()
     };
-    let mut deleted: BTreeSet<ChildKind> = all_children("test-review-app", &names)
-        .into_iter()
-        .map(|child| child.kind)
-        .collect();
-    deleted.insert(build_job_ref(&config, "job").kind);
-    for kind in &deleted {
-        needs.add_kind(*kind, &["delete"], "teardown and pruning (Action::Delete)");
+    let teardown = TearDown {
+        children: Some(("test-review-app".into(), names)),
+        build_jobs: vec!["job".into()],
+    };
+    let mut deleted: BTreeSet<ChildKind> = BTreeSet::new();
+    let mut released: BTreeSet<ChildKind> = BTreeSet::new();
+    for action in tear_down(&teardown, &config) {
+        match action {
+            Action::Delete(child) => {
+                deleted.insert(child.kind);
+                needs.add_kind(
+                    child.kind,
+                    &["delete"],
+                    "teardown and pruning (Action::Delete)",
+                );
+            }
+            Action::ReleaseJob(job) => {
+                released.insert(job.kind);
+                needs.add_kind(
+                    job.kind,
+                    &["patch"],
+                    "remove the build-outcome finalizer with a JSON patch (Action::ReleaseJob)",
+                );
+                needs.add_kind(
+                    job.kind,
+                    &["get"],
+                    "read a build Job's finalizers when the cache does not know them or is stale \
+                     (Action::ReleaseJob)",
+                );
+            }
+            other => panic!("unexpected action in a teardown: {other:?}"),
+        }
     }
+    assert_eq!(
+        released,
+        BTreeSet::from([ChildKind::Job]),
+        "build Jobs are released"
+    );
 
     // Creates and patches: what the plans for both database backends do.
     let mut created = BTreeSet::new();

@@ -1,8 +1,10 @@
 //! The build Job: download `spec.tarballUrl`, unpack it, build the image and push it.
 //!
-//! Fixes of SEED-SPEC §9: the source comes from `spec.tarballUrl` (15), pull secrets are
-//! `{name}` objects (14), the Job has a deadline, a TTL and resource limits (9, 17), and the
-//! pod template carries labels instead of a meaningless `generateName`.
+//! Unlike the original operator's: the source comes from `spec.tarballUrl`, pull secrets are
+//! `{name}` objects, the Job has a deadline, a TTL and resource limits, the pod template carries
+//! labels instead of a meaningless `generateName`, and the Job carries the operator's
+//! build-outcome finalizer, so that it cannot go (TTL, a person, garbage collection) before the
+//! operator has recorded its outcome and released it.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use reviewapp_api::names::short_sha;
-use reviewapp_api::{BuilderKind, OperatorConfig, ReviewApp, ValidatedSpec};
+use reviewapp_api::{BUILD_FINALIZER, BuilderKind, OperatorConfig, ReviewApp, ValidatedSpec};
 
 use crate::meta::{self, Component, LABEL_COMMIT};
 
@@ -61,6 +63,7 @@ pub fn build_job(
         job_name,
     );
     metadata.labels = Some(labels.clone());
+    metadata.finalizers = Some(vec![BUILD_FINALIZER.to_string()]);
 
     let builder = match config.builder.kind {
         BuilderKind::Buildkit => buildkit_container(config, image),

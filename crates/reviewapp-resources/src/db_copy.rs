@@ -1,4 +1,4 @@
-//! The database-copy Secret (SEED-SPEC §3.7), without the seed's shell injection (§9.19).
+//! The database-copy Secret, without the original's shell injection.
 //!
 //! The copy script is a constant: identical for every app, with nothing user-supplied in it.
 //! Literal copy values (`copyFrom.*.value`, or the parts of a literal `database_url`) are stored

@@ -1,4 +1,4 @@
-//! The app's Deployment (SEED-SPEC §3.2), with probes, a rollout that keeps the old version
+//! The app's Deployment, with probes, a rollout that keeps the old version
 //! serving, and the image that was built (never one derived from a newer commit).
 
 use std::collections::BTreeMap;
@@ -125,8 +125,10 @@ pub fn deployment(
     deployment
 }
 
-/// `envFrom` of the app and its migration, in the seed's order: the database credentials
-/// Secret, then each ConfigMap, then each Secret of `spec.config.env`.
+/// `envFrom` of the app and its migration, in the original operator's order: the database
+/// credentials Secret, then each ConfigMap, then `spec.config.envSecret`, then each Secret of
+/// `spec.config.env`. A later source wins a key they share, so the Secrets override the
+/// ConfigMaps, and the Secrets a review yaml lists one by one override its broad `envSecret`.
 pub fn app_env_from(spec: &ValidatedSpec) -> Vec<EnvFromSource> {
     let secret = |name: &str| EnvFromSource {
         secret_ref: Some(SecretEnvSource {
@@ -146,7 +148,7 @@ pub fn app_env_from(spec: &ValidatedSpec) -> Vec<EnvFromSource> {
         }),
         ..EnvFromSource::default()
     }));
-    out.extend(spec.env.secrets.iter().map(|name| secret(name)));
+    out.extend(spec.env_secrets().map(secret));
     out
 }
 

@@ -1,5 +1,5 @@
-//! The app's Ingress (SEED-SPEC §3.4) on `networking.k8s.io/v1` with `ingressClassName`
-//! (fixes §9.23), served at `<app>.<domain>`.
+//! The app's Ingress on `networking.k8s.io/v1` with `ingressClassName`
+//! (the original used the removed `v1beta1`), served at `<app>.<domain>`.
 
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,

@@ -133,6 +133,9 @@ pub enum Action {
     },
     /// Delete this object (Background propagation; absent counts as done).
     Delete(ChildRef),
+    /// Remove the operator's build-outcome finalizer from this build Job (absent Job or
+    /// finalizer counts as done). A Job being deleted goes with it.
+    ReleaseJob(ChildRef),
     /// Remove the operator's finalizer from the `ReviewApp`.
     RemoveFinalizer,
     /// Record a Kubernetes Event on the `ReviewApp`.
@@ -223,6 +226,7 @@ impl Action {
                 format!("copy Secret {ns}/{name} to {}", at(&target.child))
             }
             Action::Delete(child) => format!("delete {}", at(child)),
+            Action::ReleaseJob(child) => format!("release {}", at(child)),
             Action::Event(note) => format!("event {:?} {}", note.kind, note.reason),
         }
     }
@@ -286,7 +290,7 @@ pub fn start_build(
 }
 
 /// `ApplyChildren`: every child the spec wants, in an order where nothing refers to an object
-/// not yet applied (fixes SEED-SPEC §9.18): database-copy Secret, TLS Secret copy, database,
+/// not yet applied (the original created the database before its init Secret): database-copy Secret, TLS Secret copy, database,
 /// Service, Deployment (at `replicas`, running `image`), Ingress.
 pub fn apply_children(
     app: &ReviewApp,
@@ -350,15 +354,17 @@ pub fn prune(spec: &ValidatedSpec, applied: &[ChildRef]) -> Vec<Action> {
         .collect()
 }
 
-/// `TearDown`: delete each build Job, then every possible child, latest-created first. Needs
-/// nothing but the teardown's own names and the build namespace; deleting an object (or a kind)
-/// that does not exist counts as done.
+/// `TearDown`: delete and release each build Job, then delete every possible child,
+/// latest-created first. Needs nothing but the teardown's own names and the build namespace;
+/// deleting an object (or a kind) that does not exist counts as done.
 pub fn tear_down(teardown: &TearDown, config: &OperatorConfig) -> Vec<Action> {
     let mut actions: Vec<Action> = Vec::new();
     for job in &teardown.build_jobs {
-        let action = Action::Delete(build_job_ref(config, job));
-        if !actions.contains(&action) {
-            actions.push(action);
+        let job = build_job_ref(config, job);
+        let delete = Action::Delete(job.clone());
+        if !actions.contains(&delete) {
+            actions.push(delete);
+            actions.push(Action::ReleaseJob(job));
         }
     }
     if let Some((namespace, names)) = &teardown.children {
@@ -388,6 +394,9 @@ pub fn render(
             Intent::Event(note) => actions.push(Action::Event(note.clone())),
             Intent::DeleteBuildJob { name } => {
                 actions.push(Action::Delete(build_job_ref(config, name)))
+            }
+            Intent::ReleaseBuildJob { name } => {
+                actions.push(Action::ReleaseJob(build_job_ref(config, name)))
             }
             Intent::StartBuild {
                 job_name,

@@ -1,4 +1,4 @@
-//! The app's Service (SEED-SPEC §3.3): port 80 to the application port.
+//! The app's Service: port 80 to the application port.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

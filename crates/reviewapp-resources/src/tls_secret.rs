@@ -1,8 +1,8 @@
-//! The copy of the wildcard TLS Secret next to the app (SEED-SPEC §3.5).
+//! The copy of the wildcard TLS Secret next to the app.
 //!
 //! Rendered as the target of a `CopySecret` action: metadata (labels, owner, the source it was
 //! copied from) and type only; the effects layer reads the source and fills in the data. It is
-//! re-applied on every `ApplyChildren`, so a renewed certificate propagates (fixes §9.24).
+//! re-applied on every `ApplyChildren`, so a renewed certificate propagates.
 
 use std::collections::BTreeMap;
 

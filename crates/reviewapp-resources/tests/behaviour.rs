@@ -228,7 +228,20 @@ fn env_and_env_from_follow_the_seed_order_and_are_shared_with_the_migration() {
         ("test-review-app-678--db-auth", "username", Some(true))
     );
 
-    let env_from: Vec<(&str, &str)> = main
+    assert_eq!(
+        env_from(main),
+        [
+            ("secret", "test-review-app-678--db-auth"),
+            ("configMap", "config-map-one"),
+            ("secret", "secret-one"),
+            ("secret", "secret-two"),
+        ]
+    );
+}
+
+/// `(kind, name)` of each `envFrom` source of `container`.
+fn env_from(container: &Container) -> Vec<(&str, &str)> {
+    container
         .env_from
         .iter()
         .flatten()
@@ -239,15 +252,72 @@ fn env_and_env_from_follow_the_seed_order_and_are_shared_with_the_migration() {
                 other => panic!("unexpected envFrom {other:?}"),
             },
         )
-        .collect();
+        .collect()
+}
+
+#[test]
+fn env_secret_comes_after_the_config_maps_and_before_env_secrets() {
+    let mut app = app();
+    app.spec.config.as_mut().unwrap().env_secret = Some("app-env".into());
+    let pod = deployment(&apply_plan(&app, &config(), 0, IMAGE, false))
+        .spec
+        .template
+        .spec
+        .unwrap();
+    let (main, migrate) = (&pod.containers[0], &pod.init_containers.unwrap()[0]);
+    let expected = [
+        ("secret", "test-review-app-678--db-auth"),
+        ("configMap", "config-map-one"),
+        ("secret", "app-env"),
+        ("secret", "secret-one"),
+        ("secret", "secret-two"),
+    ];
+    assert_eq!(env_from(main), expected);
+    assert_eq!(env_from(migrate), expected, "the migration loads it too");
+
+    // Also listed in env.secrets: loaded once, at envSecret's place.
+    app.spec.config.as_mut().unwrap().env_secret = Some("secret-two".into());
+    let plan = apply_plan(&app, &config(), 0, IMAGE, false);
     assert_eq!(
-        env_from,
+        env_from(&deployment(&plan).spec.template.spec.unwrap().containers[0]),
         [
             ("secret", "test-review-app-678--db-auth"),
             ("configMap", "config-map-one"),
-            ("secret", "secret-one"),
             ("secret", "secret-two"),
+            ("secret", "secret-one"),
         ]
+    );
+}
+
+#[test]
+fn every_build_job_is_created_held_by_the_build_outcome_finalizer() {
+    for kind in [
+        reviewapp_api::BuilderKind::Buildkit,
+        reviewapp_api::BuilderKind::Kaniko,
+    ] {
+        let mut config = config();
+        config.builder.kind = kind;
+        let job = build(&app(), &config);
+        assert_eq!(
+            job.metadata.finalizers,
+            Some(vec![reviewapp_api::BUILD_FINALIZER.to_string()])
+        );
+    }
+}
+
+#[test]
+fn releasing_a_build_job_renders_in_intent_order() {
+    let app = app();
+    let config = config();
+    let intents = [
+        Intent::DeleteBuildJob { name: JOB.into() },
+        Intent::ReleaseBuildJob { name: JOB.into() },
+    ];
+    let plan = render(&app, None, &config, &intents).unwrap();
+    let job = ChildRef::new(ChildKind::Job, "review-build", JOB);
+    assert_eq!(
+        plan.actions,
+        [Action::Delete(job.clone()), Action::ReleaseJob(job)]
     );
 }
 
@@ -697,7 +767,9 @@ fn kubedb_copy_from_a_url_secret_passes_the_url_through() {
             secret_ref: Some(SecretRef {
                 name: "prod-db".into(),
                 key: "DATABASE_URL".into(),
+                ..SecretRef::default()
             }),
+            ..ValueSpec::default()
         }),
         ..CopyFrom::default()
     };
@@ -830,6 +902,19 @@ fn teardown_deletes_every_child_kind_and_each_build_job() {
         );
     }
     assert_eq!(deleted.len(), 9, "no duplicates: {deleted:?}");
+    let released: Vec<&ChildRef> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ReleaseJob(job) => Some(job),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        released.len(),
+        2,
+        "each build Job is released after its delete"
+    );
 
     // An app that never validated has no names: only its build Jobs are deleted.
     let intents = [Intent::TearDown(TearDown {

@@ -1,6 +1,7 @@
 //! Whole lifecycles through `transition` and `render`: whatever sequence of spec edits, commits,
 //! build outcomes and operator reconfigurations an app went through, the final DELETE removes
-//! every object that any earlier plan created.
+//! every object that any earlier plan created, build Jobs held by the operator's finalizer
+//! included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -11,9 +12,9 @@ use common::{app, config};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use reviewapp_api::spec::{Database, Migrate};
-use reviewapp_api::{FINALIZER, OperatorConfig, ReviewApp};
+use reviewapp_api::{BUILD_FINALIZER, FINALIZER, OperatorConfig, ReviewApp};
 use reviewapp_resources::{Action, ChildKind, ChildRef, render};
-use reviewapp_state::{AppEvent, BuildObservation, transition};
+use reviewapp_state::{AppEvent, BuildObservation, JobState, Observed, transition};
 
 const COMMITS: [&str; 3] = [
     "c8c9aa334a76677aa0be4ec0ebb08484367f952d",
@@ -52,25 +53,31 @@ struct World {
     config: OperatorConfig,
     /// Every object that exists, by reference.
     objects: BTreeSet<ChildRef>,
-    /// Build Job outcomes (`None` while running).
-    jobs: BTreeMap<String, Option<bool>>,
+    /// Build Jobs: outcome (`None` while running) and lifecycle.
+    jobs: BTreeMap<String, (Option<bool>, JobState)>,
 }
 
 impl World {
-    fn observe(&self) -> BuildObservation {
+    fn observe(&self) -> Observed {
         let name = self
             .app
             .status
             .as_ref()
             .and_then(|s| s.build_job_name.clone());
-        match name.and_then(|n| self.jobs.get(&n).copied()) {
-            None => BuildObservation::Missing,
-            Some(None) => BuildObservation::Running,
-            Some(Some(true)) => BuildObservation::Succeeded,
-            Some(Some(false)) => BuildObservation::Failed {
-                reason: "BackoffLimitExceeded".into(),
-                message: String::new(),
+        let Some((outcome, job)) = name.and_then(|n| self.jobs.get(&n).copied()) else {
+            return Observed::default();
+        };
+        Observed {
+            build: match outcome {
+                None => BuildObservation::Running,
+                Some(true) => BuildObservation::Succeeded,
+                Some(false) => BuildObservation::Failed {
+                    reason: "BackoffLimitExceeded".into(),
+                    message: String::new(),
+                },
             },
+            job,
+            ..Observed::default()
         }
     }
 
@@ -78,20 +85,51 @@ impl World {
         let now = Timestamp::from_second(1_700_000_000).unwrap();
         let t = transition(&self.app, event, &self.observe(), &self.config, now);
         let plan = render(&self.app, t.spec.as_ref(), &self.config, &t.intents).expect("renders");
-        for action in plan.actions {
+        self.execute(plan.actions);
+        self.app.status = Some(t.status.clone());
+        let after =
+            render(&self.app, t.spec.as_ref(), &self.config, &t.after_status).expect("renders");
+        self.execute(after.actions);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
             match action {
                 Action::Apply(m) | Action::CopySecret { target: m, .. } => {
                     self.objects.insert(m.child);
                 }
                 Action::CreateJob(m) => {
-                    self.jobs.entry(m.child.name.clone()).or_insert(None);
+                    let held = m.object["metadata"]["finalizers"][0] == BUILD_FINALIZER;
+                    assert!(
+                        held,
+                        "every build Job is created held: {}",
+                        m.object["metadata"]
+                    );
+                    self.jobs
+                        .entry(m.child.name.clone())
+                        .or_insert((None, JobState::HELD));
                     self.objects.insert(m.child);
                 }
-                Action::Delete(child) => {
-                    if child.kind == ChildKind::Job {
-                        self.jobs.remove(&child.name);
+                // A held Job stays, being deleted, until it is released.
+                Action::Delete(child) => match self.jobs.get_mut(&child.name) {
+                    Some((_, job)) if child.kind == ChildKind::Job && job.held => {
+                        job.deleting = true;
                     }
-                    self.objects.remove(&child);
+                    _ => {
+                        if child.kind == ChildKind::Job {
+                            self.jobs.remove(&child.name);
+                        }
+                        self.objects.remove(&child);
+                    }
+                },
+                Action::ReleaseJob(child) => {
+                    if let Some((_, job)) = self.jobs.get_mut(&child.name) {
+                        job.held = false;
+                        if job.deleting {
+                            self.jobs.remove(&child.name);
+                            self.objects.remove(&child);
+                        }
+                    }
                 }
                 Action::AddFinalizer => self
                     .app
@@ -108,7 +146,6 @@ impl World {
                 Action::Event(_) => {}
             }
         }
-        self.app.status = Some(t.status);
     }
 
     /// A spec edit as the API server records it, then its MODIFY event.
@@ -147,7 +184,7 @@ proptest! {
                 }),
                 Op::Migrate(on) => world.edit(|a| {
                     a.spec.config.as_mut().unwrap().migrate =
-                        on.then(|| Migrate { command: Some(vec!["npm".into()]), args: None });
+                        on.then(|| Migrate { command: Some(vec!["npm".into()]), ..Migrate::default() });
                 }),
                 Op::Tls(on) => {
                     // The operator is reconfigured: no spec change, the next tick applies it.
@@ -156,7 +193,7 @@ proptest! {
                 }
                 Op::BuildFinishes(success) => {
                     let current = world.app.status.as_ref().and_then(|s| s.build_job_name.clone());
-                    if let Some(outcome) = current.and_then(|n| world.jobs.get_mut(&n)) {
+                    if let Some((outcome, _)) = current.and_then(|n| world.jobs.get_mut(&n)) {
                         outcome.get_or_insert(success);
                     }
                     world.handle(AppEvent::Reconcile);

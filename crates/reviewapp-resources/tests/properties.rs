@@ -29,7 +29,9 @@ fn copy_from(copy: &Copy) -> Option<CopyFrom> {
             secret_ref: Some(SecretRef {
                 name: name.into(),
                 key: key.into(),
+                ..SecretRef::default()
             }),
+            ..ValueSpec::default()
         })
     };
     let parts = |password| CopyFrom {
@@ -85,7 +87,7 @@ proptest! {
         }
         let raw = app.spec.config.as_mut().unwrap();
         raw.namespace = Some(namespace.clone());
-        raw.migrate = migrate.then(|| Migrate { command: Some(vec!["migrate".into()]), args: None });
+        raw.migrate = migrate.then(|| Migrate { command: Some(vec!["migrate".into()]), ..Migrate::default() });
         raw.database = backend.map(|backend| Database {
             backend: Some(backend.into()),
             copy_from: copy_from(&copy),

@@ -1,4 +1,4 @@
-//! Golden manifests of the seed fixture (SEED-SPEC §6.3). Review changes with
+//! Golden manifests of the original operator's fixture. Review changes with
 //! `INSTA_UPDATE=always cargo test -p reviewapp-resources` and read every changed `.snap`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -62,6 +62,26 @@ fn deployment_at_zero_and_one_replicas() {
     snapshot!(
         "deployment_replicas_1",
         &manifest(&plan, ChildKind::Deployment, "test-review-app-678").object
+    );
+}
+
+#[test]
+fn deployment_of_the_app_template_loads_its_env_secret() {
+    // The real review yaml of revelrylabs/revelry_phoenix_app_template: `envSecret`, a migration.
+    let app: reviewapp_api::ReviewApp = serde_yaml::from_str(include_str!(
+        "../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    let image = "grossvogel/revelry-phoenix-app-template-42:3f786850e3";
+    let plan = apply_plan(&app, &config(), 1, image, false);
+    snapshot!(
+        "deployment_app_template",
+        &manifest(
+            &plan,
+            ChildKind::Deployment,
+            "revelry-phoenix-app-template-42"
+        )
+        .object
     );
 }
 

@@ -10,7 +10,14 @@ pub enum Intent {
     /// Add the operator's finalizer to the `ReviewApp` (before anything is created).
     AddFinalizer,
     /// Delete a build Job that is no longer wanted (Background propagation; absent counts as done).
+    /// Followed by [`Intent::ReleaseBuildJob`]: the Job cannot go while it is held.
     DeleteBuildJob {
+        /// Job name in the build namespace.
+        name: String,
+    },
+    /// Remove the operator's build-outcome finalizer from a build Job (a Job that is gone, or no
+    /// longer carries it, counts as done). Its outcome is recorded, or no longer wanted.
+    ReleaseBuildJob {
         /// Job name in the build namespace.
         name: String,
     },
@@ -34,7 +41,7 @@ pub enum Intent {
         /// database after `config.database` was removed).
         prune: bool,
     },
-    /// Delete every child and the listed build Jobs, by name.
+    /// Delete (and release) the listed build Jobs and delete every child, by name.
     TearDown(TearDown),
     /// Remove the operator's finalizer (last step of a delete, after teardown succeeded).
     RemoveFinalizer,
@@ -47,7 +54,7 @@ pub enum Intent {
 pub struct TearDown {
     /// The app's namespace and names, when the spec has them (an app that never validated may not).
     pub children: Option<(String, AppNames)>,
-    /// Build Jobs to delete (the current one and the one for `spec.commitHash`).
+    /// Build Jobs to delete and release (the current one and the one for `spec.commitHash`).
     pub build_jobs: Vec<String>,
 }
 

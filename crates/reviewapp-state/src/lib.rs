@@ -1,9 +1,9 @@
 //! Pure `ReviewAppState` transitions.
 //!
-//! [`transition`] takes a `ReviewApp`, the event being handled, what was observed about its build
-//! Job, the operator configuration and the current time, and returns the new status and the
-//! [`Intent`]s that bring the cluster to it. No IO, no clock, no async: every row of the
-//! transition table is a plain test.
+//! [`transition`] takes a `ReviewApp`, the event being handled, what was [`Observed`] about the
+//! world (its build Job, its env Secrets), the operator configuration and the current time, and
+//! returns the new status and the [`Intent`]s that bring the cluster to it. No IO, no clock, no
+//! async: every row of the transition table is a plain test.
 
 mod conditions;
 mod intent;
@@ -11,10 +11,12 @@ mod observe;
 mod transition;
 
 pub use intent::{EventKind, EventNote, Intent, TearDown};
-pub use observe::observe_job;
+pub use observe::{job_state, observe_job};
 pub use transition::{Transition, transition};
 
-/// What happened to a `ReviewApp`, as classified by the watcher (DESIGN.md "The flow").
+use std::collections::BTreeSet;
+
+/// What happened to a `ReviewApp`, as classified by the watcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AppEvent {
     /// First sight of the object (created, or seen at start-up).
@@ -37,8 +39,8 @@ impl AppEvent {
     ];
 }
 
-/// What the operator knows about the build Job named in `status.buildJobName`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the operator knows about the build Job named in `status.buildJobName`: its outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum BuildObservation {
     /// The Job exists and has not finished.
     Running,
@@ -51,6 +53,63 @@ pub enum BuildObservation {
         /// Human-readable detail.
         message: String,
     },
-    /// No Job of that name exists (or the app has no build Job yet).
+    /// No Job of that name exists (or the app has no build Job yet). A Job the operator created
+    /// cannot go before it has been released (see [`JobState::held`]), so this is a Job created
+    /// without the finalizer (by an older version) or one whose finalizer someone removed.
+    #[default]
     Missing,
+}
+
+/// The lifecycle of the build Job named in `status.buildJobName`, besides its outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobState {
+    /// It is being deleted (`metadata.deletionTimestamp` is set): by its TTL after finishing, by
+    /// a person, or by garbage collection.
+    pub deleting: bool,
+    /// It still carries the operator's [`BUILD_FINALIZER`](reviewapp_api::BUILD_FINALIZER), so
+    /// it cannot go before the operator releases it.
+    pub held: bool,
+}
+
+impl JobState {
+    /// A Job as the operator creates it: held, not being deleted.
+    pub const HELD: JobState = JobState {
+        deleting: false,
+        held: true,
+    };
+    /// A held Job that someone (or its TTL) is deleting.
+    pub const DELETING: JobState = JobState {
+        deleting: true,
+        held: true,
+    };
+}
+
+/// Everything the daemon observed for one transition besides the `ReviewApp` itself: facts the
+/// pure transition cannot read, taken from its watch caches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The outcome of the build Job named in `status.buildJobName`.
+    pub build: BuildObservation,
+    /// That Job's lifecycle (`JobState::default()` when it is missing).
+    pub job: JobState,
+    /// Names of the app's env Secrets (`envSecret`, `env.secrets`) that do not exist in its
+    /// namespace. Empty when nothing is known (a cache not synced yet).
+    pub missing_secrets: BTreeSet<String>,
+}
+
+impl Observed {
+    /// A build Job as the operator creates it (held, not being deleted) with outcome `build`, or
+    /// no Job for [`BuildObservation::Missing`]; every env Secret present.
+    pub fn build(build: BuildObservation) -> Self {
+        let job = if build == BuildObservation::Missing {
+            JobState::default()
+        } else {
+            JobState::HELD
+        };
+        Self {
+            build,
+            job,
+            missing_secrets: BTreeSet::new(),
+        }
+    }
 }

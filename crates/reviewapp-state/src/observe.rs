@@ -1,12 +1,27 @@
-//! What a build Job's status says, as a [`BuildObservation`]. Pure.
+//! What a build Job says: its outcome as a [`BuildObservation`], its lifecycle as a [`JobState`].
+//! Pure.
 //!
-//! The original operator only knew `succeeded == 1` and `failed > backoffLimit` (SEED-SPEC §9.9);
-//! here the Job's conditions decide first (`Complete`, `SuccessCriteriaMet`, `Failed`,
-//! `FailureTarget`, with `DeadlineExceeded` and `BackoffLimitExceeded` reasons), then the counters.
+//! The original operator only knew `succeeded == 1` and `failed > backoffLimit`; here the Job's
+//! conditions decide first (`Complete`, `SuccessCriteriaMet`, `Failed`, `FailureTarget`, with
+//! `DeadlineExceeded` and `BackoffLimitExceeded` reasons), then the counters.
 
 use k8s_openapi::api::batch::v1::Job;
+use reviewapp_api::BUILD_FINALIZER;
 
-use crate::BuildObservation;
+use crate::{BuildObservation, JobState};
+
+/// Whether `job` is being deleted and whether it carries the operator's build-outcome finalizer.
+pub fn job_state(job: &Job) -> JobState {
+    JobState {
+        deleting: job.metadata.deletion_timestamp.is_some(),
+        held: job
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == BUILD_FINALIZER),
+    }
+}
 
 /// Classifies a build Job. `None` (no such Job) is [`BuildObservation::Missing`].
 pub fn observe_job(job: Option<&Job>) -> BuildObservation {
@@ -60,6 +75,30 @@ mod tests {
 
     fn job(yaml: &str) -> Job {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn job_state_reads_deletion_and_our_finalizer() {
+        let j = job("metadata: {name: b}\nspec: {template: {}}\n");
+        assert_eq!(job_state(&j), JobState::default());
+        let j = job(
+            "metadata: {name: b, finalizers: [other/one, reviewtron.k8s.revelry.co/build-outcome]}\nspec: {template: {}}\n",
+        );
+        assert_eq!(job_state(&j), JobState::HELD);
+        let j = job(
+            "metadata: {name: b, deletionTimestamp: '2026-11-24T00:00:00Z', finalizers: [reviewtron.k8s.revelry.co/build-outcome]}\nspec: {template: {}}\n",
+        );
+        assert_eq!(job_state(&j), JobState::DELETING);
+        let j = job(
+            "metadata: {name: b, deletionTimestamp: '2026-11-24T00:00:00Z', finalizers: [other/one]}\nspec: {template: {}}\n",
+        );
+        assert_eq!(
+            job_state(&j),
+            JobState {
+                deleting: true,
+                held: false
+            }
+        );
     }
 
     #[test]

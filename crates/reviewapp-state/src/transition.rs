@@ -1,8 +1,13 @@
-//! The transition function: DESIGN.md "The flow", with the fixes of SEED-SPEC §9.
+//! The transition function: classify the event, validate, and converge on the desired state.
+
+use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::names::{AppNames, is_dns_label, sanitize, short_sha};
-use reviewapp_api::status::{CONDITION_BUILDING, CONDITION_DEPLOYED, CONDITION_INVALID};
+use reviewapp_api::status::{
+    CONDITION_BUILDING, CONDITION_DEPLOYED, CONDITION_IGNORED_KEYS, CONDITION_INVALID,
+    CONDITION_MISSING_SECRETS,
+};
 use reviewapp_api::{
     AppStatus, BuildStatus, FINALIZER, FieldError, OperatorConfig, ReviewApp, ReviewAppStatus,
     ValidatedSpec, validate,
@@ -10,27 +15,34 @@ use reviewapp_api::{
 
 use crate::conditions;
 use crate::intent::{EventKind, EventNote, Intent, TearDown};
-use crate::{AppEvent, BuildObservation};
+use crate::{AppEvent, BuildObservation, Observed};
+
+/// How many ignored keys or missing Secrets a condition message names before "and N more".
+const MAX_NAMED: usize = 20;
 
 /// The outcome of handling one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
     /// The status to write (the effects layer writes it only when it differs from the current one).
     pub status: ReviewAppStatus,
-    /// What to do, in order.
+    /// What to do before the status is written, in order.
     pub intents: Vec<Intent>,
+    /// What to do only once `status` is written (or found already written): releasing a finished
+    /// build Job, whose outcome must be on record before the Job may go.
+    pub after_status: Vec<Intent>,
     /// The validated spec (`None` for DELETE, and when validation failed).
     pub spec: Option<ValidatedSpec>,
 }
 
 /// Handles `event` for `app`.
 ///
-/// `build` is what is known about the Job named in `status.buildJobName`; `now` is the current
-/// time (only whole seconds are used, so that a status written and read back compares equal).
+/// `observed` is what the daemon's caches say about the Job named in `status.buildJobName` and
+/// the app's env Secrets; `now` is the current time (only whole seconds are used, so that a
+/// status written and read back compares equal).
 pub fn transition(
     app: &ReviewApp,
     event: AppEvent,
-    build: &BuildObservation,
+    observed: &Observed,
     config: &OperatorConfig,
     now: Timestamp,
 ) -> Transition {
@@ -58,10 +70,19 @@ pub fn transition(
                 return Transition {
                     status: current,
                     intents: Vec::new(),
+                    after_status: Vec::new(),
                     spec: Some(spec),
                 };
             }
-            converge(current, spec, build, config, generation, has_finalizer, now)
+            converge(
+                current,
+                spec,
+                observed,
+                config,
+                generation,
+                has_finalizer,
+                now,
+            )
         }
     }
 }
@@ -70,7 +91,7 @@ pub fn transition(
 fn converge(
     current: ReviewAppStatus,
     spec: ValidatedSpec,
-    build: &BuildObservation,
+    observed: &Observed,
     config: &OperatorConfig,
     generation: Option<i64>,
     has_finalizer: bool,
@@ -78,6 +99,7 @@ fn converge(
 ) -> Transition {
     let mut status = current.clone();
     let mut intents = Vec::new();
+    let mut after_status = Vec::new();
     let mut events = Vec::new();
     if !has_finalizer {
         intents.push(Intent::AddFinalizer);
@@ -112,12 +134,14 @@ fn converge(
     if status.build_commit.as_deref() != Some(spec.commit.as_str()) {
         // First build, or a new commit (possibly missed while the operator was down): build it
         // while whatever is deployed keeps serving.
+        // A superseded build is cancelled, not deployed: delete its Job and release it.
         if let Some(old) = status
             .build_job_name
             .as_ref()
             .filter(|old| **old != job_name)
         {
             intents.push(Intent::DeleteBuildJob { name: old.clone() });
+            intents.push(Intent::ReleaseBuildJob { name: old.clone() });
         }
         intents.push(Intent::StartBuild {
             job_name: job_name.clone(),
@@ -144,7 +168,30 @@ fn converge(
     } else if matches!(status.build_status, None | Some(BuildStatus::Building)) {
         let built_image = status.image.clone().unwrap_or(image);
         let job = status.build_job_name.clone().unwrap_or(job_name);
-        match build {
+        let job_state = observed.job;
+        match &observed.build {
+            // Someone deleted the running build (the operator's finalizer holds it): let it go
+            // and build the same commit again under the same name.
+            BuildObservation::Running if job_state.deleting && job_state.held => {
+                intents.push(Intent::ReleaseBuildJob { name: job.clone() });
+                intents.push(Intent::StartBuild {
+                    job_name: job.clone(),
+                    commit: status
+                        .build_commit
+                        .clone()
+                        .unwrap_or_else(|| spec.commit.clone()),
+                    image: built_image,
+                });
+                status.build_started_at = Some(now_secs);
+                events.push(note(
+                    EventKind::Warning,
+                    "BuildRestarted",
+                    "Build",
+                    format!("build Job {job} was deleted before it finished; starting it again"),
+                ));
+            }
+            // Running, or being deleted by someone else's hold: wait (once it is gone, it is
+            // Missing and starts again).
             BuildObservation::Running => {}
             BuildObservation::Succeeded => {
                 status.build_status = Some(BuildStatus::Success);
@@ -158,6 +205,9 @@ fn converge(
                     "Deploy",
                     format!("deploying {built_image}"),
                 ));
+                if job_state.held {
+                    after_status.push(Intent::ReleaseBuildJob { name: job.clone() });
+                }
             }
             BuildObservation::Failed { reason, message } => {
                 status.build_status = Some(BuildStatus::Error);
@@ -178,6 +228,9 @@ fn converge(
                     "Build",
                     format!("build Job {job} failed: {why}{serving}"),
                 ));
+                if job_state.held {
+                    after_status.push(Intent::ReleaseBuildJob { name: job.clone() });
+                }
             }
             BuildObservation::Missing => {
                 let commit = status
@@ -200,6 +253,18 @@ fn converge(
                 ));
             }
         }
+    } else if observed.job.held
+        && (observed.job.deleting
+            || matches!(
+                observed.build,
+                BuildObservation::Succeeded | BuildObservation::Failed { .. }
+            ))
+    {
+        // The outcome is on record already (an earlier release failed, or the operator stopped
+        // between the status write and the release): only the release is left.
+        if let Some(job) = &status.build_job_name {
+            after_status.push(Intent::ReleaseBuildJob { name: job.clone() });
+        }
     }
 
     status.app_status = Some(match (&status.deployed_image, status.build_status) {
@@ -218,12 +283,117 @@ fn converge(
         prune: current.observed_generation.is_some() && current.observed_generation != generation,
     });
     set_conditions(&mut status, generation, now);
+    events.extend(report_ignored_keys(&mut status, &spec, generation, now));
+    events.extend(report_missing_secrets(
+        &mut status,
+        &spec,
+        &observed.missing_secrets,
+        generation,
+        now,
+    ));
     intents.extend(events.into_iter().map(Intent::Event));
     Transition {
         status,
         intents,
+        after_status,
         spec: Some(spec),
     }
+}
+
+/// `names`, at most [`MAX_NAMED`] of them, then how many more there are.
+fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut text = names.take(MAX_NAMED).collect::<Vec<_>>().join(", ");
+    if total > MAX_NAMED {
+        text.push_str(&format!(" and {} more", total - MAX_NAMED));
+    }
+    text
+}
+
+/// Whether condition `type_` is `True` with exactly `message` in `status`.
+fn reported(status: &ReviewAppStatus, type_: &str, message: &str) -> bool {
+    status
+        .condition(type_)
+        .is_some_and(|c| c.status == "True" && c.message == message)
+}
+
+/// Sets `IgnoredKeys`; a Normal Event when the set of ignored keys changed to a non-empty one.
+fn report_ignored_keys(
+    status: &mut ReviewAppStatus,
+    spec: &ValidatedSpec,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<EventNote> {
+    let keys = &spec.ignored_keys;
+    if keys.is_empty() {
+        conditions::set(
+            &mut status.conditions,
+            CONDITION_IGNORED_KEYS,
+            false,
+            "AllKeysKnown",
+            "every spec.config key is known".into(),
+            generation,
+            now,
+        );
+        return None;
+    }
+    let message = format!(
+        "kept but not used (the operator does not know them): {}",
+        name_list(keys.iter().map(String::as_str))
+    );
+    let new = !reported(status, CONDITION_IGNORED_KEYS, &message);
+    conditions::set(
+        &mut status.conditions,
+        CONDITION_IGNORED_KEYS,
+        true,
+        "UnknownKeys",
+        message.clone(),
+        generation,
+        now,
+    );
+    new.then(|| note(EventKind::Normal, "IgnoredConfigKeys", "Validate", message))
+}
+
+/// Sets `MissingSecrets`; a Warning Event when it became true or names other Secrets.
+fn report_missing_secrets(
+    status: &mut ReviewAppStatus,
+    spec: &ValidatedSpec,
+    missing: &BTreeSet<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<EventNote> {
+    let missing: Vec<&str> = spec
+        .env_secrets()
+        .filter(|name| missing.contains(*name))
+        .collect();
+    if missing.is_empty() {
+        conditions::set(
+            &mut status.conditions,
+            CONDITION_MISSING_SECRETS,
+            false,
+            "SecretsFound",
+            "every env Secret exists".into(),
+            generation,
+            now,
+        );
+        return None;
+    }
+    let message = format!(
+        "env Secret(s) not found in namespace {}: {}; the pods start once they exist",
+        spec.namespace,
+        name_list(missing.into_iter())
+    );
+    let new = !reported(status, CONDITION_MISSING_SECRETS, &message);
+    conditions::set(
+        &mut status.conditions,
+        CONDITION_MISSING_SECRETS,
+        true,
+        "SecretNotFound",
+        message.clone(),
+        generation,
+        now,
+    );
+    new.then(|| note(EventKind::Warning, "MissingSecrets", "Deploy", message))
 }
 
 /// An invalid spec: report it, apply nothing.
@@ -271,11 +441,13 @@ fn invalid(
     Transition {
         status,
         intents,
+        after_status: Vec::new(),
         spec: None,
     }
 }
 
-/// DELETE: tear down every child and build Job by name, then release the finalizer.
+/// DELETE: tear down (delete and release) every build Job and child by name, then remove the
+/// `ReviewApp`'s finalizer.
 fn delete(
     app: &ReviewApp,
     current: ReviewAppStatus,
@@ -330,6 +502,7 @@ fn delete(
     Transition {
         status: current,
         intents,
+        after_status: Vec::new(),
         spec: None,
     }
 }

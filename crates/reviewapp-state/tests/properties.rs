@@ -1,5 +1,6 @@
 //! Property tests against a simulated world of build Jobs: random sequences of events, commits,
-//! build outcomes, vanishing Jobs, restarts and duplicate deliveries.
+//! build outcomes, Jobs deleted (held by the build-outcome finalizer, as a TTL or a person would
+//! delete them) or vanishing (finalizer stripped), restarts and duplicate deliveries.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -9,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use proptest::prelude::*;
 use reviewapp_api::ReviewApp;
-use reviewapp_state::{AppEvent, BuildObservation, Intent, Transition, transition};
+use reviewapp_state::{
+    AppEvent, BuildObservation, Intent, JobState, Observed, Transition, transition,
+};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -21,8 +24,13 @@ enum Op {
     ConfigChange { port: i64, delivered: bool },
     /// The current build Job finishes.
     JobFinishes { success: bool },
-    /// The current build Job is deleted behind the operator's back.
+    /// The current build Job is deleted (its TTL after it finished, or a person): the operator's
+    /// finalizer keeps it, being deleted, until the operator releases it.
+    JobDeleted,
+    /// The current build Job goes at once (deleted with its finalizer stripped).
     JobVanishes,
+    /// The next handling stops right after its status write (a crash, or a failed release).
+    StopAfterStatus,
 }
 
 const COMMITS: [&str; 3] = [SHA1, SHA2, SHA3];
@@ -33,7 +41,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..COMMITS.len(), any::<bool>()).prop_map(|(commit, delivered)| Op::NewCommit { commit, delivered }),
         1 => (1000i64..1003, any::<bool>()).prop_map(|(port, delivered)| Op::ConfigChange { port, delivered }),
         3 => any::<bool>().prop_map(|success| Op::JobFinishes { success }),
+        2 => Just(Op::JobDeleted),
         1 => Just(Op::JobVanishes),
+        1 => Just(Op::StopAfterStatus),
     ]
 }
 
@@ -44,46 +54,96 @@ enum Job {
     Failed,
 }
 
+/// A build Job in the simulated world.
+#[derive(Clone, Debug)]
+struct SimJob {
+    outcome: Job,
+    image: String,
+    /// Carries the operator's build-outcome finalizer.
+    held: bool,
+    /// Being deleted (kept only while held).
+    deleting: bool,
+}
+
 struct World {
     app: ReviewApp,
-    jobs: BTreeMap<String, (Job, String)>,
+    jobs: BTreeMap<String, SimJob>,
     /// Images whose build Job succeeded.
     built: BTreeSet<String>,
+    /// The next handling does not get past its status write.
+    stop_after_status: bool,
 }
 
 impl World {
-    fn observe(&self) -> BuildObservation {
-        let name = self
-            .app
+    fn current_job(&self) -> Option<String> {
+        self.app
             .status
             .as_ref()
-            .and_then(|s| s.build_job_name.clone());
-        match name.and_then(|n| self.jobs.get(&n)) {
-            Some((Job::Running, _)) => BuildObservation::Running,
-            Some((Job::Succeeded, _)) => BuildObservation::Succeeded,
-            Some((Job::Failed, _)) => failed(),
-            None => BuildObservation::Missing,
+            .and_then(|s| s.build_job_name.clone())
+    }
+
+    fn observe(&self) -> Observed {
+        let Some(job) = self.current_job().and_then(|n| self.jobs.get(&n)) else {
+            return Observed::default();
+        };
+        Observed {
+            build: match job.outcome {
+                Job::Running => BuildObservation::Running,
+                Job::Succeeded => BuildObservation::Succeeded,
+                Job::Failed => failed(),
+            },
+            job: JobState {
+                deleting: job.deleting,
+                held: job.held,
+            },
+            ..Observed::default()
         }
     }
 
-    /// Handles one event like the daemon: observe, transition, execute intents, write status.
-    fn handle(&mut self, event: AppEvent) -> Result<Transition, TestCaseError> {
-        let t = transition(&self.app, event, &self.observe(), &config(), now());
-        for intent in &t.intents {
+    /// A delete request: a held Job stays, being deleted; any other goes.
+    fn delete(&mut self, name: &str) {
+        match self.jobs.get_mut(name) {
+            Some(job) if job.held => job.deleting = true,
+            Some(_) => {
+                self.jobs.remove(name);
+            }
+            None => {}
+        }
+    }
+
+    /// The finalizer removed: a Job being deleted goes.
+    fn release(&mut self, name: &str) {
+        if let Some(job) = self.jobs.get_mut(name) {
+            job.held = false;
+            if job.deleting {
+                self.jobs.remove(name);
+            }
+        }
+    }
+
+    fn execute(&mut self, intents: &[Intent]) -> Result<(), TestCaseError> {
+        for intent in intents {
             match intent {
                 Intent::StartBuild {
                     job_name, image, ..
                 } => {
+                    let existing = self.jobs.get(job_name);
                     prop_assert!(
-                        !self.jobs.contains_key(job_name),
-                        "asked to start {job_name}, which exists"
+                        existing.is_none(),
+                        "asked to start {job_name}, which exists: {existing:?}"
                     );
-                    self.jobs
-                        .insert(job_name.clone(), (Job::Running, image.clone()));
+                    self.jobs.insert(
+                        job_name.clone(),
+                        SimJob {
+                            outcome: Job::Running,
+                            image: image.clone(),
+                            held: true,
+                            deleting: false,
+                        },
+                    );
                 }
-                Intent::DeleteBuildJob { name } => {
-                    self.jobs.remove(name);
-                }
+                Intent::DeleteBuildJob { name } => self.delete(name),
+                Intent::ReleaseBuildJob { name } => self.release(name),
                 Intent::ApplyChildren {
                     replicas, image, ..
                 } => {
@@ -94,13 +154,42 @@ impl World {
                 }
                 Intent::TearDown(teardown) => {
                     for job in &teardown.build_jobs {
-                        self.jobs.remove(job);
+                        self.delete(job);
+                        self.release(job);
                     }
                 }
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Handles one event like the daemon: observe, transition, execute the intents, write the
+    /// status, then run what waits for the status.
+    fn handle(&mut self, event: AppEvent) -> Result<Transition, TestCaseError> {
+        let observed = self.observe();
+        let t = transition(&self.app, event, &observed, &config(), now());
+        // A finished outcome the operator can still read is never thrown away by a rebuild.
+        if event != AppEvent::Delete
+            && observed.job.held
+            && matches!(
+                observed.build,
+                BuildObservation::Succeeded | BuildObservation::Failed { .. }
+            )
+            && self.app.spec.commit_hash
+                == self
+                    .app
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.build_commit.clone())
+        {
+            prop_assert_eq!(starts(&t), 0, "rebuilt a finished build: {:?}", t.intents);
+        }
+        self.execute(&t.intents)?;
         self.app = applied(self.app.clone(), &t);
+        if !std::mem::take(&mut self.stop_after_status) {
+            self.execute(&t.after_status)?;
+        }
         Ok(t)
     }
 }
@@ -120,7 +209,12 @@ proptest! {
     /// build Job behind.
     #[test]
     fn lifecycle_properties(ops in prop::collection::vec(op(), 1..40)) {
-        let mut world = World { app: fresh(), jobs: BTreeMap::new(), built: BTreeSet::new() };
+        let mut world = World {
+            app: fresh(),
+            jobs: BTreeMap::new(),
+            built: BTreeSet::new(),
+            stop_after_status: false,
+        };
         world.handle(AppEvent::Add)?;
         for op in ops {
             let event = match op {
@@ -134,21 +228,33 @@ proptest! {
                     delivered.then_some(AppEvent::Modify)
                 }
                 Op::JobFinishes { success } => {
-                    let current = world.app.status.as_ref().and_then(|s| s.build_job_name.clone());
-                    if let Some((state, image)) = current.and_then(|n| world.jobs.get_mut(&n))
-                        && *state == Job::Running
+                    let current = world.current_job();
+                    if let Some(job) = current.and_then(|n| world.jobs.get_mut(&n))
+                        && job.outcome == Job::Running
+                        && !job.deleting
                     {
-                        *state = if success { Job::Succeeded } else { Job::Failed };
+                        job.outcome = if success { Job::Succeeded } else { Job::Failed };
                         if success {
-                            world.built.insert(image.clone());
+                            world.built.insert(job.image.clone());
                         }
                     }
                     Some(AppEvent::Reconcile)
                 }
+                Op::JobDeleted => {
+                    if let Some(name) = world.current_job() {
+                        world.delete(&name);
+                    }
+                    // The Job watch reports the change, unless the operator is down.
+                    None
+                }
                 Op::JobVanishes => {
-                    if let Some(name) = world.app.status.as_ref().and_then(|s| s.build_job_name.clone()) {
+                    if let Some(name) = world.current_job() {
                         world.jobs.remove(&name);
                     }
+                    None
+                }
+                Op::StopAfterStatus => {
+                    world.stop_after_status = true;
                     None
                 }
             };
@@ -159,12 +265,19 @@ proptest! {
             }
         }
         // Whatever happened, a final tick converges on the current commit.
+        world.stop_after_status = false;
         world.handle(AppEvent::Reconcile)?;
         let status = world.app.status.clone().unwrap();
         prop_assert_eq!(status.build_commit.as_deref(), world.app.spec.commit_hash.as_deref());
         // At most one build Job is alive: every superseded one was deleted.
-        let running = world.jobs.values().filter(|(state, _)| *state == Job::Running).count();
-        prop_assert!(running <= 1, "{} running jobs: {:?}", running, world.jobs.keys());
+        let running = world.jobs.values().filter(|job| job.outcome == Job::Running && !job.deleting).count();
+        prop_assert!(running <= 1, "{} running jobs: {:?}", running, world.jobs);
+        // No Job is left hanging on the operator's finalizer, and every finished one is released
+        // (its outcome is on record).
+        let stuck: Vec<&String> = world.jobs.iter().filter(|(_, job)| job.deleting).map(|(name, _)| name).collect();
+        prop_assert!(stuck.is_empty(), "held while being deleted: {:?}", stuck);
+        let held: Vec<&String> = world.jobs.iter().filter(|(_, job)| job.held && job.outcome != Job::Running).map(|(name, _)| name).collect();
+        prop_assert!(held.is_empty(), "finished and still held: {:?}", held);
 
         world.handle(AppEvent::Delete)?;
         prop_assert!(world.jobs.is_empty(), "DELETE left build Jobs behind: {:?}", world.jobs.keys());

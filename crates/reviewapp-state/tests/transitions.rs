@@ -6,9 +6,15 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use reviewapp_api::status::{CONDITION_BUILDING, CONDITION_DEPLOYED, CONDITION_INVALID};
+use reviewapp_api::status::{
+    CONDITION_BUILDING, CONDITION_DEPLOYED, CONDITION_IGNORED_KEYS, CONDITION_INVALID,
+    CONDITION_MISSING_SECRETS,
+};
 use reviewapp_api::{AppStatus, BuildStatus, ReviewApp};
-use reviewapp_state::{AppEvent, BuildObservation, BuildObservation::*, Intent, transition};
+use reviewapp_state::{
+    AppEvent, BuildObservation, BuildObservation::*, EventKind, Intent, JobState, Observed,
+    Transition, transition,
+};
 
 const EVENTS: [&str; 6] = [
     "add",
@@ -146,6 +152,7 @@ fn table() -> Vec<Row> {
             Running,
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
+                "release-job test-review-app-678--c8c9aa334a",
                 "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
                 "event BuildStarted",
@@ -173,6 +180,7 @@ fn table() -> Vec<Row> {
             &[
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
                 "event Deployed",
+                "then release-job test-review-app-678--c8c9aa334a",
             ],
             DEPLOYED,
         ),
@@ -183,6 +191,7 @@ fn table() -> Vec<Row> {
             &[
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
                 "event BuildFailed",
+                "then release-job test-review-app-678--c8c9aa334a",
             ],
             FAILED,
         ),
@@ -224,6 +233,7 @@ fn table() -> Vec<Row> {
             Running,
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
+                "release-job test-review-app-678--c8c9aa334a",
                 "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
                 "event BuildStarted",
@@ -270,6 +280,7 @@ fn table() -> Vec<Row> {
             Running,
             &[
                 "delete-job test-review-app-678--5ce6e4a15e",
+                "release-job test-review-app-678--5ce6e4a15e",
                 "start-build test-review-app-678--0123456789 grossvogel/test-review-app-678:0123456789",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
                 "event BuildStarted",
@@ -290,6 +301,7 @@ fn table() -> Vec<Row> {
             &[
                 "apply 1 grossvogel/test-review-app-678:5ce6e4a15e",
                 "event Deployed",
+                "then release-job test-review-app-678--5ce6e4a15e",
             ],
             DEPLOYED,
         ),
@@ -300,6 +312,7 @@ fn table() -> Vec<Row> {
             &[
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
                 "event BuildFailed",
+                "then release-job test-review-app-678--5ce6e4a15e",
             ],
             REBUILD_FAILED,
         ),
@@ -340,6 +353,7 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
+                "release-job test-review-app-678--c8c9aa334a",
                 "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
                 "event BuildStarted",
@@ -357,8 +371,12 @@ fn table() -> Vec<Row> {
         row(
             "failed-first",
             "reconcile",
+            // The outcome is on record; a still-held finished Job is only released.
             Succeeded,
-            &["apply 0 grossvogel/test-review-app-678:c8c9aa334a"],
+            &[
+                "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
+                "then release-job test-review-app-678--c8c9aa334a",
+            ],
             FAILED,
         ),
         row(
@@ -393,6 +411,7 @@ fn table() -> Vec<Row> {
             Running,
             &[
                 "delete-job test-review-app-678--5ce6e4a15e",
+                "release-job test-review-app-678--5ce6e4a15e",
                 "start-build test-review-app-678--0123456789 grossvogel/test-review-app-678:0123456789",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
                 "event BuildStarted",
@@ -410,7 +429,10 @@ fn table() -> Vec<Row> {
             "failed-rebuild",
             "reconcile",
             Succeeded,
-            &["apply 1 grossvogel/test-review-app-678:c8c9aa334a"],
+            &[
+                "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
+                "then release-job test-review-app-678--5ce6e4a15e",
+            ],
             REBUILD_FAILED,
         ),
         row(
@@ -480,6 +502,7 @@ fn table() -> Vec<Row> {
             &[
                 "add-finalizer",
                 "delete-job test-review-app-678--c8c9aa334a",
+                "release-job test-review-app-678--c8c9aa334a",
                 "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
                 "event BuildStarted",
@@ -546,7 +569,7 @@ fn transition_table() {
             .find(|(name, _)| *name == row.state)
             .expect("known state");
         let (app, event) = event_input(row.state, app, row.event);
-        let t = transition(&app, event, &row.obs, &config(), now());
+        let t = run(&app, event, &Observed::build(row.obs.clone()));
         let got = summary(&t);
         let want: Vec<String> = row.intents.iter().map(|s| s.to_string()).collect();
         if got != want || t.status.app_status != row.app || t.status.build_status != row.build {
@@ -603,7 +626,13 @@ fn no_combination_panics_or_deploys_an_unbuilt_image() {
         for label in EVENTS {
             for obs in [Running, Succeeded, failed(), Missing] {
                 let (input, event) = event_input(state, &app, label);
-                let t = transition(&input, event, &obs, &config(), now());
+                let t = transition(
+                    &input,
+                    event,
+                    &Observed::build(obs.clone()),
+                    &config(),
+                    now(),
+                );
                 let starts = t
                     .intents
                     .iter()
@@ -662,7 +691,13 @@ fn deployed_status_names_commit_url_and_conditions() {
 fn tls_makes_the_url_https() {
     let mut config = config();
     config.tls.secret_name = "star-review-local-tls".into();
-    let t = transition(&fresh(), AppEvent::Add, &Missing, &config, now());
+    let t = transition(
+        &fresh(),
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config,
+        now(),
+    );
     assert_eq!(
         t.status.url.as_deref(),
         Some("https://test-review-app-678.review.local")
@@ -683,7 +718,13 @@ fn repeated_reconcile_keeps_status_identical() {
         if state == "fresh" || state == "legacy" || state == "building" && obs == Missing {
             continue;
         }
-        let t = transition(&app, AppEvent::Reconcile, &obs, &config(), later);
+        let t = transition(
+            &app,
+            AppEvent::Reconcile,
+            &Observed::build(obs.clone()),
+            &config(),
+            later,
+        );
         assert_eq!(
             Some(&t.status),
             app.status.as_ref(),
@@ -695,8 +736,20 @@ fn repeated_reconcile_keeps_status_identical() {
 #[test]
 fn sub_second_clock_is_truncated() {
     let precise = k8s_openapi::jiff::Timestamp::new(1_700_000_000, 999_999_999).unwrap();
-    let a = transition(&fresh(), AppEvent::Add, &Missing, &config(), precise);
-    let b = transition(&fresh(), AppEvent::Add, &Missing, &config(), now());
+    let a = transition(
+        &fresh(),
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config(),
+        precise,
+    );
+    let b = transition(
+        &fresh(),
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config(),
+        now(),
+    );
     assert_eq!(a.status, b.status);
 }
 
@@ -721,7 +774,13 @@ fn build_failure_reports_the_jobs_reason() {
 fn invalid_spec_names_every_bad_field_once() {
     let app: ReviewApp =
         serde_yaml::from_str(include_str!("../../../dev/samples/invalid-reviewapp.yaml")).unwrap();
-    let t = transition(&app, AppEvent::Add, &Missing, &config(), now());
+    let t = transition(
+        &app,
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config(),
+        now(),
+    );
     assert!(t.spec.is_none());
     let invalid = t.status.condition(CONDITION_INVALID).unwrap();
     assert_eq!(invalid.status, "True");
@@ -753,12 +812,10 @@ fn invalid_spec_names_every_bad_field_once() {
     assert_eq!(warning.kind, reviewapp_state::EventKind::Warning);
     assert!(warning.note.contains("spec.config.applicationPort"));
     // Seen again (a reconcile): no second Warning.
-    let again = transition(
+    let again = run(
         &applied(app, &t),
         AppEvent::Reconcile,
-        &Missing,
-        &config(),
-        now(),
+        &Observed::build(Missing),
     );
     assert!(again.intents.is_empty(), "{:?}", summary(&again));
 }
@@ -767,7 +824,13 @@ fn invalid_spec_names_every_bad_field_once() {
 fn namespace_outside_the_allow_list_is_invalid() {
     let mut config = config();
     config.allowed_namespaces = vec!["review-*".into()];
-    let t = transition(&fresh(), AppEvent::Add, &Missing, &config, now());
+    let t = transition(
+        &fresh(),
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config,
+        now(),
+    );
     assert!(
         t.status
             .message
@@ -787,7 +850,13 @@ fn integer_pr_is_accepted() {
     let app = edited(&fresh(), |a| {
         a.spec.pr = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(678))
     });
-    let t = transition(&app, AppEvent::Add, &Missing, &config(), now());
+    let t = transition(
+        &app,
+        AppEvent::Add,
+        &Observed::build(Missing),
+        &config(),
+        now(),
+    );
     assert_eq!(t.status.build_job_name.as_deref(), Some(JOB1));
 }
 
@@ -795,7 +864,13 @@ fn integer_pr_is_accepted() {
 fn delete_of_an_app_without_identity_still_releases_the_finalizer() {
     let mut app = ReviewApp::new("empty", Default::default());
     app.metadata.finalizers = Some(vec![reviewapp_api::FINALIZER.into()]);
-    let t = transition(&app, AppEvent::Delete, &Missing, &config(), now());
+    let t = transition(
+        &app,
+        AppEvent::Delete,
+        &Observed::build(Missing),
+        &config(),
+        now(),
+    );
     assert_eq!(
         summary(&t),
         ["event TearDown", "teardown - jobs=", "remove-finalizer"]
@@ -810,7 +885,13 @@ fn deploys_the_image_that_was_built_even_if_the_registry_changed() {
     let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
     let mut moved = config();
     moved.registry = "registry.example.com/review".into();
-    let t = transition(building, AppEvent::Reconcile, &Succeeded, &moved, now());
+    let t = transition(
+        building,
+        AppEvent::Reconcile,
+        &Observed::build(Succeeded),
+        &moved,
+        now(),
+    );
     assert!(
         summary(&t).contains(&format!("apply 1 {IMG1}")),
         "{:?}",
@@ -825,10 +906,562 @@ fn a_status_without_image_still_applies_a_real_image() {
     let mut app = fresh();
     app.status =
         Some(serde_yaml::from_str(&format!("buildStatus: error\nbuildCommit: {SHA1}\n")).unwrap());
-    let t = transition(&app, AppEvent::Reconcile, &Missing, &config(), now());
+    let t = transition(
+        &app,
+        AppEvent::Reconcile,
+        &Observed::build(Missing),
+        &config(),
+        now(),
+    );
     assert!(
         summary(&t).contains(&format!("apply 0 {IMG1}")),
         "{:?}",
         summary(&t)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The build Job's lifecycle: being deleted (TTL, a person, garbage collection) and held by the
+// operator's build-outcome finalizer. Every outcome × lifecycle, while the outcome is awaited
+// (building) and once it is on record (deployed).
+
+const NOT_HELD: JobState = JobState {
+    deleting: false,
+    held: false,
+};
+const DELETING_NOT_HELD: JobState = JobState {
+    deleting: true,
+    held: false,
+};
+const JOB_STATES: [JobState; 4] = [
+    JobState::HELD,
+    JobState::DELETING,
+    NOT_HELD,
+    DELETING_NOT_HELD,
+];
+
+fn outcome_label(obs: &BuildObservation) -> &'static str {
+    match obs {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed { .. } => "failed",
+        Missing => "missing",
+    }
+}
+
+struct JobRow {
+    state: &'static str,
+    obs: BuildObservation,
+    job: JobState,
+    intents: &'static [&'static str],
+    status: (Option<AppStatus>, Option<BuildStatus>),
+}
+
+fn job_row(
+    state: &'static str,
+    obs: BuildObservation,
+    job: JobState,
+    intents: &'static [&'static str],
+    status: (Option<AppStatus>, Option<BuildStatus>),
+) -> JobRow {
+    JobRow {
+        state,
+        obs,
+        job,
+        intents,
+        status,
+    }
+}
+
+fn job_table() -> Vec<JobRow> {
+    const APPLY0: &str = "apply 0 grossvogel/test-review-app-678:c8c9aa334a";
+    const APPLY1: &str = "apply 1 grossvogel/test-review-app-678:c8c9aa334a";
+    const RELEASE_LATER: &str = "then release-job test-review-app-678--c8c9aa334a";
+    vec![
+        // Awaiting the outcome.
+        job_row("building", Running, JobState::HELD, &[APPLY0], BUILDING),
+        // Someone deleted the running build: let it go, build the same commit again.
+        job_row(
+            "building",
+            Running,
+            JobState::DELETING,
+            &[
+                "release-job test-review-app-678--c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                APPLY0,
+                "event BuildRestarted",
+            ],
+            BUILDING,
+        ),
+        job_row("building", Running, NOT_HELD, &[APPLY0], BUILDING),
+        // Someone else's finalizer holds it: wait until it is gone (then it is Missing).
+        job_row("building", Running, DELETING_NOT_HELD, &[APPLY0], BUILDING),
+        // Finished: record the outcome, then release the Job.
+        job_row(
+            "building",
+            Succeeded,
+            JobState::HELD,
+            &[APPLY1, "event Deployed", RELEASE_LATER],
+            DEPLOYED,
+        ),
+        // Finished while the operator was down, and its TTL (or a person) deleted it: deployed,
+        // not rebuilt.
+        job_row(
+            "building",
+            Succeeded,
+            JobState::DELETING,
+            &[APPLY1, "event Deployed", RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row(
+            "building",
+            Succeeded,
+            NOT_HELD,
+            &[APPLY1, "event Deployed"],
+            DEPLOYED,
+        ),
+        job_row(
+            "building",
+            Succeeded,
+            DELETING_NOT_HELD,
+            &[APPLY1, "event Deployed"],
+            DEPLOYED,
+        ),
+        job_row(
+            "building",
+            failed(),
+            JobState::HELD,
+            &[APPLY0, "event BuildFailed", RELEASE_LATER],
+            FAILED,
+        ),
+        job_row(
+            "building",
+            failed(),
+            JobState::DELETING,
+            &[APPLY0, "event BuildFailed", RELEASE_LATER],
+            FAILED,
+        ),
+        job_row(
+            "building",
+            failed(),
+            NOT_HELD,
+            &[APPLY0, "event BuildFailed"],
+            FAILED,
+        ),
+        job_row(
+            "building",
+            failed(),
+            DELETING_NOT_HELD,
+            &[APPLY0, "event BuildFailed"],
+            FAILED,
+        ),
+        // Truly gone (created without the finalizer, or it was stripped): start it again.
+        job_row(
+            "building",
+            Missing,
+            JobState::default(),
+            &[
+                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                APPLY0,
+                "event BuildRestarted",
+            ],
+            BUILDING,
+        ),
+        // The outcome is on record: a Job still held (the release failed, or the operator stopped
+        // before it) is released, whatever it says now; nothing is rebuilt.
+        job_row("deployed", Running, JobState::HELD, &[APPLY1], DEPLOYED),
+        job_row(
+            "deployed",
+            Running,
+            JobState::DELETING,
+            &[APPLY1, RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row("deployed", Running, NOT_HELD, &[APPLY1], DEPLOYED),
+        job_row("deployed", Running, DELETING_NOT_HELD, &[APPLY1], DEPLOYED),
+        job_row(
+            "deployed",
+            Succeeded,
+            JobState::HELD,
+            &[APPLY1, RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row(
+            "deployed",
+            Succeeded,
+            JobState::DELETING,
+            &[APPLY1, RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row("deployed", Succeeded, NOT_HELD, &[APPLY1], DEPLOYED),
+        job_row(
+            "deployed",
+            Succeeded,
+            DELETING_NOT_HELD,
+            &[APPLY1],
+            DEPLOYED,
+        ),
+        job_row(
+            "deployed",
+            failed(),
+            JobState::HELD,
+            &[APPLY1, RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row(
+            "deployed",
+            failed(),
+            JobState::DELETING,
+            &[APPLY1, RELEASE_LATER],
+            DEPLOYED,
+        ),
+        job_row("deployed", failed(), NOT_HELD, &[APPLY1], DEPLOYED),
+        job_row("deployed", failed(), DELETING_NOT_HELD, &[APPLY1], DEPLOYED),
+        // Gone after its TTL: nothing to do, nothing rebuilt.
+        job_row(
+            "deployed",
+            Missing,
+            JobState::default(),
+            &[APPLY1],
+            DEPLOYED,
+        ),
+    ]
+}
+
+#[test]
+fn build_job_lifecycle_table() {
+    let states = states();
+    let mut failures = Vec::new();
+    for row in job_table() {
+        let app = &states
+            .iter()
+            .find(|(name, _)| *name == row.state)
+            .unwrap()
+            .1;
+        let observed = Observed {
+            build: row.obs.clone(),
+            job: row.job,
+            ..Observed::default()
+        };
+        let t = run(app, AppEvent::Reconcile, &observed);
+        let got = summary(&t);
+        let want: Vec<String> = row.intents.iter().map(|s| s.to_string()).collect();
+        let status = (t.status.app_status, t.status.build_status);
+        if got != want || status != row.status {
+            failures.push(format!(
+                "{} × {} × {:?}:\n  want {want:?} {:?}\n  got  {got:?} {status:?}",
+                row.state,
+                outcome_label(&row.obs),
+                row.job,
+                row.status
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} rows differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn job_table_covers_every_outcome_and_lifecycle() {
+    let covered: BTreeSet<(&str, &str, JobState)> = job_table()
+        .iter()
+        .map(|r| (r.state, outcome_label(&r.obs), r.job))
+        .collect();
+    for state in ["building", "deployed"] {
+        for outcome in [Running, Succeeded, failed()] {
+            for job in JOB_STATES {
+                assert!(
+                    covered.contains(&(state, outcome_label(&outcome), job)),
+                    "no row for {state} × {} × {job:?}",
+                    outcome_label(&outcome)
+                );
+            }
+        }
+        assert!(covered.contains(&(state, "missing", JobState::default())));
+    }
+}
+
+#[test]
+fn the_release_of_a_finished_job_waits_for_the_status_that_records_it() {
+    let states = states();
+    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    for obs in [Succeeded, failed()] {
+        let t = run(
+            building,
+            AppEvent::Reconcile,
+            &Observed {
+                build: obs.clone(),
+                job: JobState::DELETING,
+                ..Observed::default()
+            },
+        );
+        assert!(
+            !t.intents
+                .iter()
+                .any(|i| matches!(i, Intent::ReleaseBuildJob { .. })),
+            "{obs:?}: released before the outcome is written"
+        );
+        assert_eq!(
+            t.after_status,
+            [Intent::ReleaseBuildJob { name: JOB1.into() }]
+        );
+        // The status it waits for records the outcome for that Job's commit.
+        assert_eq!(t.status.build_commit.as_deref(), Some(SHA1));
+        assert_ne!(t.status.build_status, Some(BuildStatus::Building));
+    }
+}
+
+#[test]
+fn a_superseded_or_torn_down_build_is_deleted_and_released() {
+    let states = states();
+    let rebuilding = &states.iter().find(|(n, _)| *n == "rebuilding").unwrap().1;
+    let t = run(
+        &with_commit(rebuilding, SHA3),
+        AppEvent::Modify,
+        &Observed::build(Running),
+    );
+    let summary = summary(&t);
+    assert_eq!(
+        &summary[..2],
+        [format!("delete-job {JOB2}"), format!("release-job {JOB2}")]
+    );
+    let t = run(rebuilding, AppEvent::Delete, &Observed::build(Running));
+    let teardown = t
+        .intents
+        .iter()
+        .find_map(|i| match i {
+            Intent::TearDown(t) => Some(t),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        teardown.build_jobs,
+        [JOB2],
+        "rendered as delete and release"
+    );
+    assert!(t.after_status.is_empty());
+}
+
+#[test]
+fn an_outcome_on_a_deleting_job_is_deployed_after_a_restart() {
+    // The build succeeded while the operator was down, then its TTL deleted the Job (held by the
+    // finalizer). The operator comes back: ADD deploys the built image, no second build.
+    let states = states();
+    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    let t = run(
+        building,
+        AppEvent::Add,
+        &Observed {
+            build: Succeeded,
+            job: JobState::DELETING,
+            ..Observed::default()
+        },
+    );
+    assert_eq!(
+        summary(&t),
+        [
+            format!("apply 1 {IMG1}"),
+            "event Deployed".to_string(),
+            format!("then release-job {JOB1}")
+        ]
+    );
+    assert_eq!(t.status.deployed_image.as_deref(), Some(IMG1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown spec.config keys and missing env Secrets
+
+/// The sample with unknown keys in `spec.config`.
+fn with_unknown_keys(app: &ReviewApp, keys: &[&str]) -> ReviewApp {
+    edited(app, |a| {
+        let config = a.spec.config.as_mut().unwrap();
+        config.unknown.clear();
+        for key in keys {
+            config
+                .unknown
+                .insert(key.to_string(), serde_json::json!("x"));
+        }
+    })
+}
+
+fn events(t: &Transition) -> Vec<(EventKind, &'static str, String)> {
+    t.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event(e) => Some((e.kind, e.reason, e.note.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_keys_are_reported_once_and_cleared() {
+    let app = step(&fresh(), AppEvent::Add, Missing);
+    let ignored = app
+        .status
+        .as_ref()
+        .unwrap()
+        .condition(CONDITION_IGNORED_KEYS);
+    assert_eq!(ignored.map(|c| c.status.as_str()), Some("False"));
+
+    let app = with_unknown_keys(&app, &["baseApp"]);
+    let t = run(&app, AppEvent::Modify, &Observed::build(Running));
+    let condition = t.status.condition(CONDITION_IGNORED_KEYS).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("True", "UnknownKeys")
+    );
+    assert!(
+        condition.message.contains("spec.config.baseApp"),
+        "{condition:?}"
+    );
+    let reported = events(&t);
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(
+        (reported[0].0, reported[0].1),
+        (EventKind::Normal, "IgnoredConfigKeys")
+    );
+    assert!(reported[0].2.contains("spec.config.baseApp"));
+    let app = applied(app, &t);
+
+    // Every later reconcile: the same status, no Event.
+    for event in [AppEvent::Reconcile, AppEvent::Add] {
+        let again = run(&app, event, &Observed::build(Running));
+        assert!(events(&again).is_empty(), "{:?}", summary(&again));
+        assert_eq!(Some(&again.status), app.status.as_ref());
+    }
+
+    // Another set: reported again; none left: False, no Event.
+    let app = with_unknown_keys(&app, &["baseApp", "timeoutSeconds"]);
+    let t = run(&app, AppEvent::Modify, &Observed::build(Running));
+    assert_eq!(events(&t).len(), 1);
+    let app = with_unknown_keys(&applied(app, &t), &[]);
+    let t = run(&app, AppEvent::Modify, &Observed::build(Running));
+    assert!(events(&t).is_empty());
+    assert_eq!(
+        t.status.condition(CONDITION_IGNORED_KEYS).unwrap().status,
+        "False"
+    );
+}
+
+#[test]
+fn ignore_branches_is_known_not_reported() {
+    let t = run(&fresh(), AppEvent::Add, &Observed::build(Missing));
+    assert!(fresh().spec.config.unwrap().ignore_branches.is_some());
+    assert_eq!(
+        t.status.condition(CONDITION_IGNORED_KEYS).unwrap().status,
+        "False"
+    );
+}
+
+fn missing(names: &[&str]) -> Observed {
+    Observed {
+        build: Running,
+        job: JobState::HELD,
+        missing_secrets: names.iter().map(|n| n.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_missing_env_secret_is_reported_and_clears_when_it_appears() {
+    let building = step(&fresh(), AppEvent::Add, Missing);
+    let t = run(&building, AppEvent::Reconcile, &missing(&["secret-two"]));
+    let condition = t.status.condition(CONDITION_MISSING_SECRETS).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("True", "SecretNotFound")
+    );
+    assert!(
+        condition.message.contains("secret-two") && !condition.message.contains("secret-one"),
+        "{condition:?}"
+    );
+    assert!(condition.message.contains("test-review-app"));
+    assert_eq!(
+        events(&t).iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+        [(EventKind::Warning, "MissingSecrets")]
+    );
+    assert!(
+        summary(&t).iter().any(|s| s.starts_with("apply 0")),
+        "the children are still applied"
+    );
+    let app = applied(building, &t);
+
+    // Still missing: no second Warning, nothing to write.
+    let again = run(&app, AppEvent::Reconcile, &missing(&["secret-two"]));
+    assert!(events(&again).is_empty());
+    assert_eq!(Some(&again.status), app.status.as_ref());
+
+    // One more goes missing: reported again.
+    let more = run(
+        &app,
+        AppEvent::Reconcile,
+        &missing(&["secret-one", "secret-two"]),
+    );
+    assert_eq!(events(&more).len(), 1);
+
+    // It appears: False, no Event.
+    let found = run(&app, AppEvent::Reconcile, &missing(&[]));
+    assert!(events(&found).is_empty());
+    let condition = found.status.condition(CONDITION_MISSING_SECRETS).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "SecretsFound")
+    );
+}
+
+#[test]
+fn only_the_apps_own_env_secrets_are_reported() {
+    // An observation naming a Secret the spec does not use (a stale cache) reports nothing.
+    let building = step(&fresh(), AppEvent::Add, Missing);
+    let t = run(&building, AppEvent::Reconcile, &missing(&["someone-elses"]));
+    assert_eq!(
+        t.status
+            .condition(CONDITION_MISSING_SECRETS)
+            .unwrap()
+            .status,
+        "False"
+    );
+}
+
+/// The real review yaml of revelrylabs/revelry_phoenix_app_template.
+fn app_template() -> ReviewApp {
+    let mut app: ReviewApp = serde_yaml::from_str(include_str!(
+        "../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    app.metadata.generation = Some(1);
+    app
+}
+
+#[test]
+fn the_app_template_builds_and_reports_its_missing_env_secret() {
+    let t = run(
+        &app_template(),
+        AppEvent::Add,
+        &Observed {
+            missing_secrets: ["app-template-env-secret".to_string()].into(),
+            ..Observed::default()
+        },
+    );
+    assert_eq!(
+        summary(&t),
+        [
+            "add-finalizer",
+            "start-build revelry-phoenix-app-template-42--3f786850e3 grossvogel/revelry-phoenix-app-template-42:3f786850e3",
+            "apply 0 grossvogel/revelry-phoenix-app-template-42:3f786850e3",
+            "event BuildStarted",
+            "event MissingSecrets",
+        ]
+    );
+    let condition = t.status.condition(CONDITION_MISSING_SECRETS).unwrap();
+    assert!(condition.message.contains("app-template-env-secret"));
+    assert_eq!(
+        t.status.condition(CONDITION_IGNORED_KEYS).unwrap().status,
+        "False",
+        "every key of that review yaml is known"
     );
 }

@@ -114,6 +114,15 @@ impl World {
             self.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
                 .await;
         }
+        // The sample's env Secrets (`env.secrets`), as the app's owners would create them.
+        for name in ["secret-one", "secret-two"] {
+            self.apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": APP_NS},
+                "stringData": {"SAMPLE": name}
+            }))
+            .await;
+        }
         self.apply(json!({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": "star-review-local-tls", "namespace": "default"},

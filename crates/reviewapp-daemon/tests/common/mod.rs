@@ -1,7 +1,9 @@
 //! A small fake Kubernetes API behind `tower-test`: an in-memory object store that answers the
 //! requests the effects layer sends (server-side apply, JSON patch, create, delete, get, status,
-//! events), logs every request, and serves as the `LiveIndex`. Enough to pin a handler's exact
-//! requests; the full emulator with watches is a separate piece of work.
+//! events), logs every request, and serves as the `LiveIndex`. Deleting an object with
+//! finalizers marks it (`deletionTimestamp`) and a patch that empties them removes it, as the
+//! API server does. Enough to pin a handler's exact requests; the emulator with watches is in
+//! `reviewapp-testkit`.
 #![allow(
     dead_code,
     missing_docs,
@@ -152,11 +154,23 @@ impl FakeApi {
                 state.objects.insert(key, obj.clone());
                 reply(201, obj)
             }
-            "DELETE" => match state.objects.remove(&key) {
-                Some(_) => reply(
-                    200,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-                ),
+            "DELETE" => match state.objects.get(&key).cloned() {
+                Some(mut obj) if has_finalizers(&obj) => {
+                    if obj["metadata"]["deletionTimestamp"].is_null() {
+                        state.rv += 1;
+                        obj["metadata"]["deletionTimestamp"] = json!("2026-11-24T06:00:00Z");
+                        obj["metadata"]["resourceVersion"] = json!(state.rv.to_string());
+                        state.objects.insert(key, obj.clone());
+                    }
+                    reply(200, obj)
+                }
+                Some(_) => {
+                    state.objects.remove(&key);
+                    reply(
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                }
                 None => status(404, "NotFound", &format!("{key} not found")),
             },
             "PATCH" => {
@@ -185,12 +199,23 @@ impl FakeApi {
                 state.rv += 1;
                 let mut updated = updated;
                 updated["metadata"]["resourceVersion"] = json!(state.rv.to_string());
-                state.objects.insert(key, updated.clone());
+                if !updated["metadata"]["deletionTimestamp"].is_null() && !has_finalizers(&updated)
+                {
+                    state.objects.remove(&key); // the last finalizer went
+                } else {
+                    state.objects.insert(key, updated.clone());
+                }
                 reply(200, updated)
             }
             _ => status(405, "MethodNotAllowed", &method),
         }
     }
+}
+
+fn has_finalizers(object: &Value) -> bool {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
 }
 
 /// The URL path of a child.

@@ -14,7 +14,7 @@ use kube::runtime::events::Reporter;
 use reviewapp_api::{FINALIZER, OperatorConfig, ReviewApp};
 use reviewapp_effects::{ApiObserver, Effects, LiveIndex, Lookup, RetryPolicy, SecretLookup};
 use reviewapp_resources::{ChildKind, ChildRef, Plan, render};
-use reviewapp_state::{AppEvent, BuildObservation, Transition, transition};
+use reviewapp_state::{AppEvent, Observed, Transition, transition};
 use serde_json::{Value, json};
 
 /// The fixture's namespace.
@@ -67,7 +67,7 @@ pub fn now() -> Timestamp {
 /// The transition and plan the real pipeline makes for `event` on `app`.
 pub fn pipeline(app: &ReviewApp, event: AppEvent) -> (Transition, Plan) {
     let config = config();
-    let t = transition(app, event, &BuildObservation::Missing, &config, now());
+    let t = transition(app, event, &Observed::default(), &config, now());
     let plan = render(app, t.spec.as_ref(), &config, &t.intents).unwrap();
     (t, plan)
 }
@@ -303,6 +303,8 @@ pub struct MapIndex {
     pub default: Lookup,
     /// Answer for every source Secret.
     pub secret: SecretLookup,
+    /// Finalizers of build Jobs (unknown when not listed).
+    pub finalizers: HashMap<ChildRef, Vec<String>>,
 }
 
 impl MapIndex {
@@ -312,6 +314,7 @@ impl MapIndex {
             map: HashMap::new(),
             default,
             secret: SecretLookup::Unknown,
+            finalizers: HashMap::new(),
         }
     }
 
@@ -344,6 +347,10 @@ impl LiveIndex for MapIndex {
 
     fn source_secret(&self, _namespace: &str, _name: &str) -> SecretLookup {
         self.secret.clone()
+    }
+
+    fn job_finalizers(&self, job: &ChildRef) -> Option<Vec<String>> {
+        self.finalizers.get(job).cloned()
     }
 }
 

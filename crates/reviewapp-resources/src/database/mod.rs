@@ -1,4 +1,4 @@
-//! The app's own Postgres, from one of two operators (SEED-SPEC §3.6, PEERS §5):
+//! The app's own Postgres, from one of two operators:
 //! KubeDB (`kubedb.com/v1` `Postgres`, the original operator's choice) or CloudNativePG
 //! (`postgresql.cnpg.io/v1` `Cluster`).
 //!

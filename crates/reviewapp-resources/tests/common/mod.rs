@@ -15,7 +15,7 @@ pub const IMAGE: &str = "grossvogel/test-review-app-678:c8c9aa334a";
 /// The fixture's namespace.
 pub const NS: &str = "test-review-app";
 
-/// The seed fixture (SEED-SPEC §6.3).
+/// The original operator's fixture.
 pub fn app() -> ReviewApp {
     serde_yaml::from_str(include_str!("../fixtures/reviewapp.yaml")).expect("fixture parses")
 }
@@ -41,7 +41,7 @@ pub fn copy_from_mut(app: &mut ReviewApp) -> &mut CopyFrom {
 pub fn literal(v: &str) -> Option<ValueSpec> {
     Some(ValueSpec {
         value: Some(v.into()),
-        secret_ref: None,
+        ..ValueSpec::default()
     })
 }
 
@@ -138,6 +138,9 @@ pub fn summary(plan: &Plan) -> Vec<String> {
                 source.0, source.1, target.child.namespace, target.child.name
             ),
             Action::Delete(c) => format!("delete {} {}/{}", c.kind.kind(), c.namespace, c.name),
+            Action::ReleaseJob(c) => {
+                format!("release {} {}/{}", c.kind.kind(), c.namespace, c.name)
+            }
             Action::AddFinalizer => "add finalizer".into(),
             Action::RemoveFinalizer => "remove finalizer".into(),
             Action::Event(e) => format!("event {}", e.reason),

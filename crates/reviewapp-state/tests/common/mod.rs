@@ -10,7 +10,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{FINALIZER, OperatorConfig, ReviewApp};
-use reviewapp_state::{AppEvent, BuildObservation, Intent, Transition, transition};
+use reviewapp_state::{AppEvent, BuildObservation, Intent, Observed, Transition, transition};
 
 pub const SHA1: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
 pub const SHA2: &str = "5ce6e4a15e2a09fe113aba79263104835bd676c2";
@@ -65,8 +65,15 @@ pub fn applied(mut app: ReviewApp, t: &Transition) -> ReviewApp {
     app
 }
 
+/// Handles `event` with a build Job as the operator creates it (held, not being deleted) whose
+/// outcome is `obs`, every env Secret present.
 pub fn step(app: &ReviewApp, event: AppEvent, obs: BuildObservation) -> ReviewApp {
-    applied(app.clone(), &transition(app, event, &obs, &config(), now()))
+    applied(app.clone(), &run(app, event, &Observed::build(obs)))
+}
+
+/// The transition with the test configuration and clock.
+pub fn run(app: &ReviewApp, event: AppEvent, observed: &Observed) -> Transition {
+    transition(app, event, observed, &config(), now())
 }
 
 /// A spec edit as the API server records it: new spec, generation + 1.
@@ -129,13 +136,25 @@ pub fn legacy() -> ReviewApp {
     app
 }
 
-/// One line per intent, for readable table rows.
+/// One line per intent, for readable table rows; the intents that wait for the status write
+/// come last, as `then ...`.
 pub fn summary(t: &Transition) -> Vec<String> {
-    t.intents
+    let mut lines = intent_lines(&t.intents);
+    lines.extend(
+        intent_lines(&t.after_status)
+            .into_iter()
+            .map(|line| format!("then {line}")),
+    );
+    lines
+}
+
+fn intent_lines(intents: &[Intent]) -> Vec<String> {
+    intents
         .iter()
         .map(|i| match i {
             Intent::AddFinalizer => "add-finalizer".to_string(),
             Intent::DeleteBuildJob { name } => format!("delete-job {name}"),
+            Intent::ReleaseBuildJob { name } => format!("release-job {name}"),
             Intent::StartBuild {
                 job_name, image, ..
             } => format!("start-build {job_name} {image}"),
