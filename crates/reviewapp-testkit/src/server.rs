@@ -263,7 +263,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         },
     };
     record.status = match &reply {
-        Reply::Json(code, _) => *code,
+        Reply::Json(code, _) | Reply::Warned(code, _, _) => *code,
         Reply::Watch(_) => 200,
     };
     shared.log(record);
@@ -300,6 +300,25 @@ fn dispatch(shared: &Shared, path: &str, req: &Req<'_>, body: &[u8]) -> Reply {
     verbs::handle(shared, target, req, body).unwrap_or_else(|err| Reply::error(&err))
 }
 
+/// A `Warning` header value as the API server writes it: code 299, no agent, the text quoted
+/// (`"` and `\` escaped, anything that is not printable ASCII as `\u{..}`).
+fn warning_header(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            ' '..='~' => quoted.push(c),
+            other => quoted.push_str(&format!("\\u{{{:x}}}", u32::from(other))),
+        }
+    }
+    quoted.push('"');
+    format!("299 - {quoted}")
+}
+
 fn version() -> Value {
     json!({
         "major": "1", "minor": "34", "gitVersion": "v1.34.0-reviewapp-testkit",
@@ -312,6 +331,15 @@ fn version() -> Value {
 fn render(reply: Reply) -> Response {
     let json_type = HeaderValue::from_static("application/json");
     match reply {
+        Reply::Warned(code, body, warnings) => {
+            let mut response = render(Reply::Json(code, body));
+            for text in warnings {
+                if let Ok(value) = HeaderValue::from_str(&warning_header(&text)) {
+                    response.headers_mut().append(header::WARNING, value);
+                }
+            }
+            response
+        }
         Reply::Json(code, body) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();

@@ -3,6 +3,7 @@
 
 mod apply;
 mod common;
+mod crd;
 mod crud;
 mod delete;
 mod faults;
@@ -12,4 +13,5 @@ mod log;
 mod pages;
 mod patch;
 mod status;
+mod validation;
 mod watch;
