@@ -67,6 +67,12 @@
 //!   `message`, `messageExpression`, `reason`, `fieldPath`). Failures answer `422 Invalid`
 //!   (`ReviewApp.group "name" is invalid: spec: Invalid value: "object": <message>`, one
 //!   `details.causes` entry per error).
+//! - The TTL-after-finished controller ([`Options::ttl_after_finished`], on by default): a
+//!   `batch/v1` Job with `spec.ttlSecondsAfterFinished` whose `Complete` or `Failed` condition
+//!   is `True` is deleted (`Foreground`, with a uid precondition, as kube-controller-manager
+//!   does) once the TTL has passed since that condition's `lastTransitionTime` (else
+//!   `status.completionTime`): at once if it already has, otherwise by a timer armed for that
+//!   instant. A Job with finalizers gets its `deletionTimestamp` and stays until they go.
 //!
 //! # Driving the world from a test
 //!
@@ -125,9 +131,12 @@
 //!   [`Handle::create`] keeps a `status` so tests can seed one. They are validated like API
 //!   writes with `fieldValidation=Strict` (a CRD registers, an object of a registered CRD is
 //!   pruned, defaulted and checked, an unknown field is an error rather than silently lost).
-//! - No controllers except the garbage collector: Deployments never get pods or a status,
-//!   Jobs never run (tests set their status with [`Handle::set_job_succeeded`] and friends),
-//!   Namespaces have no phase. Garbage collection runs synchronously right after the owner is
+//! - No controllers except the garbage collector and the Jobs' TTL-after-finished controller:
+//!   Deployments never get pods or a status, Jobs never run (tests set their status with
+//!   [`Handle::set_job_succeeded`] and friends), Namespaces have no phase. The TTL controller
+//!   runs on the emulator's clock (the system clock, whole seconds as written in `metav1.Time`
+//!   fields, so a one-second TTL may run out up to a second early); its deletes are not in the
+//!   request log. Garbage collection runs synchronously right after the owner is
 //!   removed (before the response) instead of asynchronously; `Foreground` is treated as
 //!   `Background`; `Orphan` removes the owner references; no `orphan`/`foregroundDeletion`
 //!   finalizers are added; dependents whose owner never existed are not collected. Deleting a
@@ -178,6 +187,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod ttl;
 mod verbs;
 mod watch;
 

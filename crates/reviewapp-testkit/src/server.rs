@@ -34,14 +34,18 @@ pub struct Options {
     pub history_limit: usize,
     /// How often watches that asked for bookmarks get one (when the resourceVersion moved).
     pub bookmark_interval: Duration,
+    /// Whether the TTL-after-finished controller deletes finished Jobs whose
+    /// `spec.ttlSecondsAfterFinished` has passed.
+    pub ttl_after_finished: bool,
 }
 
 impl Default for Options {
-    /// 1000 events per resource, a bookmark every second.
+    /// 1000 events per resource, a bookmark every second, the TTL-after-finished controller on.
     fn default() -> Self {
         Self {
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(1),
+            ttl_after_finished: true,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Emulator {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     ticker: JoinHandle<()>,
+    controllers: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -94,7 +99,18 @@ impl Emulator {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(addr.port());
-        let shared = Arc::new(Shared::new(World::new(options.history_limit, seed)));
+        let mut world = World::new(options.history_limit, seed);
+        let mut controllers = Vec::new();
+        let mut job_changes = None;
+        if options.ttl_after_finished {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            world.watch_jobs(tx);
+            job_changes = Some(rx);
+        }
+        let shared = Arc::new(Shared::new(world));
+        if let Some(rx) = job_changes {
+            controllers.push(tokio::spawn(crate::ttl::run(Arc::downgrade(&shared), rx)));
+        }
         let router = Router::new()
             .fallback(serve_request)
             .with_state(shared.clone());
@@ -124,6 +140,7 @@ impl Emulator {
             stop: Some(stop),
             server: Some(server),
             ticker,
+            controllers,
         })
     }
 
@@ -183,6 +200,9 @@ impl Emulator {
         }
         self.handle.cut_watches();
         self.ticker.abort();
+        for controller in &self.controllers {
+            controller.abort();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::admission::{self, FieldValidation, Part};
 use crate::crd::{self, Registered, Registry};
@@ -95,6 +96,8 @@ pub(crate) struct World {
     unavailable: HashSet<ResourceKey>,
     /// The schemas of registered CRDs.
     crds: Registry,
+    /// Told the (namespace, name) of every Job that changes: the TTL-after-finished controller.
+    job_changes: Option<UnboundedSender<ObjName>>,
     pub(crate) watches: WatchHub,
     /// Lists being read page by page.
     pub(crate) pages: Pages,
@@ -115,6 +118,7 @@ impl World {
             kinds: HashMap::new(),
             unavailable: HashSet::new(),
             crds: Registry::default(),
+            job_changes: None,
             watches: WatchHub::new(history),
             pages: Pages::default(),
             seed,
@@ -139,6 +143,11 @@ impl World {
     /// Whether `res` is served.
     pub(crate) fn is_available(&self, res: &ResourceKey) -> bool {
         !self.unavailable.contains(res)
+    }
+
+    /// Sends the (namespace, name) of every Job that changes to `changes`.
+    pub(crate) fn watch_jobs(&mut self, changes: UnboundedSender<ObjName>) {
+        self.job_changes = Some(changes);
     }
 
     /// The registration of the CRD serving `res`, if any.
@@ -234,6 +243,17 @@ impl World {
             previous: previous.map(Arc::new),
         };
         self.watches.record(res, rec);
+        if res.group == "batch"
+            && res.version == "v1"
+            && res.plural == "jobs"
+            && let Some(changes) = &self.job_changes
+        {
+            // The controller may be gone (emulator shutting down): nothing to tell then.
+            let _ = changes.send((
+                meta::namespace(object).to_string(),
+                meta::name(object).to_string(),
+            ));
+        }
     }
 
     /// Prunes, defaults and validates `new` when `res` is served by a registered CRD; a CRD

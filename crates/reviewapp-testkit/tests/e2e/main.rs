@@ -13,5 +13,6 @@ mod log;
 mod pages;
 mod patch;
 mod status;
+mod ttl;
 mod validation;
 mod watch;
