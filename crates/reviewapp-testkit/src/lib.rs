@@ -70,8 +70,8 @@
 //! - The TTL-after-finished controller ([`Options::ttl_after_finished`], on by default): a
 //!   `batch/v1` Job with `spec.ttlSecondsAfterFinished` whose `Complete` or `Failed` condition
 //!   is `True` is deleted (`Foreground`, with a uid precondition, as kube-controller-manager
-//!   does) once the TTL has passed since that condition's `lastTransitionTime` (else
-//!   `status.completionTime`): at once if it already has, otherwise by a timer armed for that
+//!   does) once the TTL has passed since that condition's `lastTransitionTime` (a Job without
+//!   one is left alone): at once if it already has, otherwise by a timer armed for that
 //!   instant. A Job with finalizers gets its `deletionTimestamp` and stays until they go.
 //!
 //! # Driving the world from a test

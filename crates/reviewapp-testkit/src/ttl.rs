@@ -1,7 +1,7 @@
 //! The TTL-after-finished controller for `batch/v1` Jobs: a Job with
 //! `spec.ttlSecondsAfterFinished` whose `Complete` or `Failed` condition is `True` is deleted
-//! once that long has passed since it finished (the condition's `lastTransitionTime`, else
-//! `status.completionTime`), as kube-controller-manager does: with `Foreground` propagation
+//! once that long has passed since it finished (that condition's `lastTransitionTime`; a Job
+//! without one is left alone), as kube-controller-manager does: with `Foreground` propagation
 //! (the emulator treats it as `Background`) and a uid precondition. A Job with finalizers only
 //! gets its `deletionTimestamp`.
 //!
@@ -27,7 +27,8 @@ fn jobs() -> ResourceKey {
     ResourceKey::new("batch", "v1", "jobs")
 }
 
-/// When a Job's TTL runs out, if it has one and has finished.
+/// When a Job's TTL runs out, if it has one and has finished at a known time (like the real
+/// controller, the `lastTransitionTime` of the `Complete` or `Failed` condition).
 pub(crate) fn expiry(job: &Value) -> Option<Timestamp> {
     let ttl = job.pointer("/spec/ttlSecondsAfterFinished")?.as_i64()?;
     let finished = job
@@ -41,12 +42,8 @@ pub(crate) fn expiry(job: &Value) -> Option<Timestamp> {
             ) && c.get("status").and_then(Value::as_str) == Some("True")
         })?;
     let at = finished
-        .get("lastTransitionTime")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            job.pointer("/status/completionTime")
-                .and_then(Value::as_str)
-        })?
+        .get("lastTransitionTime")?
+        .as_str()?
         .parse::<Timestamp>()
         .ok()?;
     at.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(ttl))
@@ -157,11 +154,9 @@ mod tests {
             expiry(&job(json!(10), complete.clone())).map(|t| t.to_string()),
             Some("2024-01-01T00:00:15Z".to_string())
         );
+        // Counted from the condition, not `completionTime`; without a time, never.
         let no_time = json!([{"type": "Complete", "status": "True"}]);
-        assert_eq!(
-            expiry(&job(json!(0), no_time)).map(|t| t.to_string()),
-            Some("2024-01-01T00:00:00Z".to_string())
-        );
+        assert_eq!(expiry(&job(json!(0), no_time)), None);
         let failed = json!([{"type": "FailureTarget", "status": "True", "lastTransitionTime": "2024-01-01T00:00:01Z"},
                             {"type": "Failed", "status": "True", "lastTransitionTime": "2024-01-01T00:00:02Z"}]);
         assert_eq!(

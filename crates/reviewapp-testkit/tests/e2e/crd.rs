@@ -151,6 +151,24 @@ async fn the_escaped_rule_installs_and_guards_immutable_fields() {
     );
     assert!(handle.is_schema_registered("reviewtron.k8s.revelry.co", "v1", "reviewapps"));
 
+    // Replacing it with the broken rule is refused too, and the installed schema stays.
+    let mut broken = typed(review_app_crd(BROKEN_RULE));
+    broken.metadata.resource_version = installed.metadata.resource_version.clone();
+    let err = crds
+        .replace(NAME, &PostParams::default(), &broken)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 422);
+    assert!(
+        message(&err).contains("undefined field 'namespace'"),
+        "{}",
+        message(&err)
+    );
+    assert_eq!(
+        crds.get(NAME).await.unwrap().metadata.resource_version,
+        installed.metadata.resource_version
+    );
+
     let apps: Api<DynamicObject> = Api::all_with(client, &review_apps());
     let body = review_app("app", json!({"spec": {"config": {"namespace": "ns1"}}}));
     // A create passes: transition rules do not run without an old object.
