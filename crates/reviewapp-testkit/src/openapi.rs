@@ -178,42 +178,25 @@ fn bounds(
     let Some(x) = n.as_f64() else {
         return;
     };
+    let mut out_of_bounds = |relation: &str, bound: f64| {
+        errors.push(FieldError::invalid(
+            path,
+            value,
+            format!("{path} in body should be {relation} {bound}"),
+        ));
+    };
     if let Some(max) = schema.maximum {
-        let over = if schema.exclusive_maximum {
-            x >= max
-        } else {
-            x > max
-        };
-        if over {
-            let relation = if schema.exclusive_maximum {
-                "less than"
-            } else {
-                "less than or equal to"
-            };
-            errors.push(FieldError::invalid(
-                path,
-                value,
-                format!("{path} in body should be {relation} {max}"),
-            ));
+        match schema.exclusive_maximum {
+            true if x >= max => out_of_bounds("less than", max),
+            false if x > max => out_of_bounds("less than or equal to", max),
+            _ => {}
         }
     }
     if let Some(min) = schema.minimum {
-        let under = if schema.exclusive_minimum {
-            x <= min
-        } else {
-            x < min
-        };
-        if under {
-            let relation = if schema.exclusive_minimum {
-                "greater than"
-            } else {
-                "greater than or equal to"
-            };
-            errors.push(FieldError::invalid(
-                path,
-                value,
-                format!("{path} in body should be {relation} {min}"),
-            ));
+        match schema.exclusive_minimum {
+            true if x <= min => out_of_bounds("greater than", min),
+            false if x < min => out_of_bounds("greater than or equal to", min),
+            _ => {}
         }
     }
 }

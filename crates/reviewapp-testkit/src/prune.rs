@@ -92,14 +92,7 @@ fn prune(
                 }
                 match s.field(key) {
                     Some(child_schema) => {
-                        let child_resource = child_schema.embedded_resource;
-                        prune(
-                            child,
-                            Some(child_schema),
-                            &join(path, key),
-                            child_resource,
-                            out,
-                        );
+                        prune_declared(child, child_schema, &join(path, key), out);
                         true
                     }
                     None => {
@@ -120,6 +113,11 @@ fn prune(
     }
 }
 
+/// Prunes a declared property (or map value) by its own schema.
+fn prune_declared(child: &mut Value, schema: &Schema, path: &str, out: &mut Vec<String>) {
+    prune(child, Some(schema), path, schema.embedded_resource, out);
+}
+
 /// Below a preserving node: unknown fields stay, declared ones are pruned by their schema.
 fn skip_prune(
     value: &mut Value,
@@ -136,14 +134,7 @@ fn skip_prune(
                     continue;
                 }
                 if let Some(child_schema) = schema.field(key) {
-                    let child_resource = child_schema.embedded_resource;
-                    prune(
-                        child,
-                        Some(child_schema),
-                        &join(path, key),
-                        child_resource,
-                        out,
-                    );
+                    prune_declared(child, child_schema, &join(path, key), out);
                 }
             }
         }
