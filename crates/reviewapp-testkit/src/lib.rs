@@ -101,7 +101,7 @@
 //!   makes one answer 404 like a missing CRD. A CRD's `scope` does not change which paths
 //!   serve its resource; its versions are not converted into each other; its objects stay
 //!   when it is deleted (the server deletes them), and objects stored before it was written
-//!   are not pruned until their next write (the server prunes on read too).
+//!   are not pruned or defaulted until their next write (the server does both on read too).
 //! - Of a CRD itself only the rules are checked (plus `metadata.name` = plural.group and a
 //!   schema per version): the schema is not checked for being structural, nor are names,
 //!   defaults or list types. Status subresources exist whether or not `subresources.status`
