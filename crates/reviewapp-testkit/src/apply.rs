@@ -4,17 +4,19 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::admission::FieldValidation;
 use crate::fields::{self, Entry, FieldSet, Operation, Scope};
 use crate::meta;
 use crate::resource::ResourceKey;
 use crate::status::ApiError;
-use crate::store::{Ownership, World, Write};
+use crate::store::{Create, Ownership, World, Write, Written};
 
 /// Who applies and how.
 pub(crate) struct ApplyParams<'a> {
     pub manager: &'a str,
     pub force: bool,
     pub scope: Scope,
+    pub validation: FieldValidation,
 }
 
 /// The result of an apply before it is stored: the whole new object and its ownership.
@@ -111,7 +113,7 @@ pub(crate) fn apply(
 
 /// Server-side apply of `config` to the object `name` of `res` in `ns` ("" when
 /// cluster-scoped): creates it when absent (main resource only), otherwise merges. Returns the
-/// stored object and whether it was created.
+/// stored object (with its warnings) and whether it was created.
 pub(crate) fn server_side_apply(
     world: &mut World,
     res: &ResourceKey,
@@ -120,7 +122,7 @@ pub(crate) fn server_side_apply(
     config: &Value,
     params: &ApplyParams<'_>,
     dry_run: bool,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<(Written, bool), ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("the applied object has no name"));
     }
@@ -152,9 +154,12 @@ pub(crate) fn server_side_apply(
             res,
             ns,
             applied.object,
-            Ownership::Apply(applied.entries),
-            false,
-            dry_run,
+            Create {
+                ownership: Ownership::Apply(applied.entries),
+                keep_status: false,
+                dry_run,
+                validation: params.validation,
+            },
         )?;
         return Ok((created, true));
     };
@@ -168,6 +173,7 @@ pub(crate) fn server_side_apply(
             scope: params.scope,
             ownership: Ownership::Apply(applied.entries),
             dry_run,
+            validation: params.validation,
         },
     )?;
     Ok((updated, false))
@@ -234,6 +240,7 @@ mod tests {
             manager,
             force,
             scope: Scope::Main,
+            validation: FieldValidation::Warn,
         };
         apply(&cms(), "a", live, skeleton, &config, &params)
     }
@@ -324,6 +331,7 @@ mod tests {
             manager: "m",
             force: true,
             scope: Scope::Status,
+            validation: FieldValidation::Warn,
         };
         let out = apply(
             &cms(),

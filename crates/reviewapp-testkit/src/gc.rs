@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 
+use crate::admission::FieldValidation;
 use crate::fields::Scope;
 use crate::meta;
 use crate::resource::ResourceKey;
@@ -91,6 +92,7 @@ fn orphan(world: &mut World, res: &ResourceKey, ns: &str, name: &str, owner_uid:
             scope: Scope::Main,
             ownership: Ownership::Update(MANAGER),
             dry_run: false,
+            validation: FieldValidation::Ignore,
         },
     ) {
         tracing::warn!(%err, "could not orphan a dependent");

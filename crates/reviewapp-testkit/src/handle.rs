@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::admission::FieldValidation;
 use crate::apply::{self, ApplyParams};
 use crate::faults::{Faults, RequestMatcher, Selection};
 use crate::fields::Scope;
@@ -15,7 +16,7 @@ use crate::resource::{self, ResourceKey};
 use crate::route;
 use crate::selector::Filter;
 use crate::status::ApiError;
-use crate::store::{Ownership, Preconditions, Propagation, World, Write};
+use crate::store::{Create, Ownership, Preconditions, Propagation, World, Write};
 
 /// Field manager of the handle's own writes.
 pub const TESTKIT_MANAGER: &str = "reviewapp-testkit";
@@ -140,8 +141,9 @@ fn resolve(path: &str) -> Result<(ResourceKey, String, String), ApiError> {
     }
 }
 
-/// Where an object with `apiVersion`, `kind` and `metadata` lives.
-fn locate(object: &Value) -> Result<(ResourceKey, String, String), ApiError> {
+/// Where an object with `apiVersion`, `kind` and `metadata` lives: the plural and scope come
+/// from a registered CRD serving the kind, else from the table of known kinds.
+fn locate(world: &World, object: &Value) -> Result<(ResourceKey, String, String), ApiError> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let api_version = text(object.get("apiVersion"));
     let kind = text(object.get("kind"));
@@ -151,7 +153,10 @@ fn locate(object: &Value) -> Result<(ResourceKey, String, String), ApiError> {
         ));
     }
     let (group, version) = resource::split_api_version(&api_version);
-    let (plural, namespaced) = resource::plural_of(&kind);
+    let (plural, namespaced) = match world.registered_kind(group, version, &kind) {
+        Some((plural, namespaced)) => (plural, Some(namespaced)),
+        None => resource::plural_of(&kind),
+    };
     let given = meta::namespace(object).to_string();
     let ns = match namespaced {
         Some(true) if given.is_empty() => "default".to_string(),
@@ -165,9 +170,22 @@ fn locate(object: &Value) -> Result<(ResourceKey, String, String), ApiError> {
     ))
 }
 
-fn condition(kind: &str, reason: &str, message: &str, now: &str) -> Value {
+/// A `True` Job condition set `now`; its `lastTransitionTime` is kept from `job` when the
+/// condition was already `True` there (the transition happened then).
+fn condition(job: Option<&Value>, kind: &str, reason: &str, message: &str, now: &str) -> Value {
+    let since = job
+        .and_then(|j| j.pointer("/status/conditions"))
+        .and_then(Value::as_array)
+        .and_then(|conditions| {
+            conditions.iter().find(|c| {
+                c.get("type").and_then(Value::as_str) == Some(kind)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or_else(|| Value::String(now.to_string()));
     json!({
-        "type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+        "type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": since,
         "reason": reason, "message": message,
     })
 }
@@ -228,46 +246,71 @@ impl Handle {
     /// Creates an object from its JSON (`apiVersion`, `kind`, `metadata.name`, and
     /// `metadata.namespace` for namespaced kinds, "default" when absent). Unlike a POST, a
     /// `status` in the object is kept, so tests can seed objects with a status.
+    ///
+    /// Like every handle write, it is validated as an API write with `fieldValidation=Strict`:
+    /// a `CustomResourceDefinition` is compiled and registers its schemas (or is refused with
+    /// `422`), an object of a registered CRD is pruned, defaulted and validated (its status
+    /// too), and a field its schema does not declare is a `400` rather than dropped silently.
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
-        let (res, ns, _) = locate(&object)?;
-        self.world().create(
-            &res,
-            &ns,
-            object,
-            Ownership::Update(TESTKIT_MANAGER),
-            true,
-            false,
-        )
+        let mut world = self.world();
+        let (res, ns, _) = locate(&world, &object)?;
+        world
+            .create(
+                &res,
+                &ns,
+                object,
+                Create {
+                    ownership: Ownership::Update(TESTKIT_MANAGER),
+                    keep_status: true,
+                    dry_run: false,
+                    validation: FieldValidation::Strict,
+                },
+            )
+            .map(|written| written.object)
     }
 
     /// Server-side applies an object (field manager [`TESTKIT_MANAGER`], forced), creating it
-    /// when absent. The status is ignored, as on the main resource.
+    /// when absent. The status is ignored, as on the main resource. Validated like
+    /// [`Handle::create`]: applying a `CustomResourceDefinition` (re)registers its schemas.
     pub fn apply(&self, object: Value) -> Result<Value, ApiError> {
-        let (res, ns, name) = locate(&object)?;
+        let mut world = self.world();
+        let (res, ns, name) = locate(&world, &object)?;
         let params = ApplyParams {
             manager: TESTKIT_MANAGER,
             force: true,
             scope: Scope::Main,
+            validation: FieldValidation::Strict,
         };
-        apply::server_side_apply(&mut self.world(), &res, &ns, &name, &object, &params, false)
-            .map(|(object, _)| object)
+        apply::server_side_apply(&mut world, &res, &ns, &name, &object, &params, false)
+            .map(|(written, _)| written.object)
     }
 
     /// Replaces the `status` of the object at `path` through the status rules (watchers see
-    /// `MODIFIED`).
+    /// `MODIFIED`); validated like [`Handle::create`].
     pub fn set_status(&self, path: &str, status: Value) -> Result<Value, ApiError> {
         let (res, ns, name) = resolve(path)?;
-        self.world().update(
-            &res,
-            &ns,
-            &name,
-            json!({ "status": status }),
-            Write {
-                scope: Scope::Status,
-                ownership: Ownership::Update(TESTKIT_MANAGER),
-                dry_run: false,
-            },
-        )
+        self.world()
+            .update(
+                &res,
+                &ns,
+                &name,
+                json!({ "status": status }),
+                Write {
+                    scope: Scope::Status,
+                    ownership: Ownership::Update(TESTKIT_MANAGER),
+                    dry_run: false,
+                    validation: FieldValidation::Strict,
+                },
+            )
+            .map(|written| written.object)
+    }
+
+    /// Whether a `CustomResourceDefinition` written through the API or the handle serves
+    /// `group/version/plural`: its writes are then pruned, defaulted and validated.
+    pub fn is_schema_registered(&self, group: &str, version: &str, plural: &str) -> bool {
+        self.world()
+            .schema_of(&ResourceKey::new(group, version, plural))
+            .is_some()
     }
 
     fn job_path(namespace: &str, name: &str) -> String {
@@ -296,19 +339,33 @@ impl Handle {
     }
 
     /// Marks a batch/v1 Job as succeeded: conditions `SuccessCriteriaMet` and `Complete`
-    /// (`status: "True"`), `succeeded: 1`, `startTime` and `completionTime`.
+    /// (`status: "True"`), `succeeded: 1`, `startTime` and `completionTime`. The finish
+    /// (`completionTime`, the conditions' `lastTransitionTime`) is the time of the call, or
+    /// kept when the Job had already succeeded; the TTL-after-finished controller counts from it.
     pub fn set_job_succeeded(&self, namespace: &str, name: &str) -> Result<Value, ApiError> {
         let now = meta::now();
         let start = self.job_start_time(namespace, name, &now)?;
+        let job = self.get(&Self::job_path(namespace, name));
         let message = "Reached expected number of succeeded pods";
+        let complete = condition(
+            job.as_ref(),
+            "Complete",
+            "CompletionsReached",
+            message,
+            &now,
+        );
+        let finished = complete
+            .get("lastTransitionTime")
+            .cloned()
+            .unwrap_or_else(|| Value::String(now.clone()));
         self.set_status(
             &Self::job_path(namespace, name),
             json!({
-                "startTime": start, "completionTime": now,
+                "startTime": start, "completionTime": finished,
                 "succeeded": 1, "ready": 0, "terminating": 0,
                 "conditions": [
-                    condition("SuccessCriteriaMet", "CompletionsReached", message, &now),
-                    condition("Complete", "CompletionsReached", message, &now),
+                    condition(job.as_ref(), "SuccessCriteriaMet", "CompletionsReached", message, &now),
+                    complete,
                 ],
             }),
         )
@@ -316,7 +373,8 @@ impl Handle {
 
     /// Marks a batch/v1 Job as failed: conditions `FailureTarget` and `Failed` with `reason`
     /// and `message`, `failed: backoffLimit + 1` and `startTime` (a failed Job has no
-    /// `completionTime`).
+    /// `completionTime`). The conditions' `lastTransitionTime` (the finish the TTL-after-finished
+    /// controller counts from) is the time of the call, or kept when the Job had already failed.
     pub fn set_job_failed(
         &self,
         namespace: &str,
@@ -326,8 +384,9 @@ impl Handle {
     ) -> Result<Value, ApiError> {
         let now = meta::now();
         let start = self.job_start_time(namespace, name, &now)?;
-        let backoff_limit = self
-            .get(&Self::job_path(namespace, name))
+        let job = self.get(&Self::job_path(namespace, name));
+        let backoff_limit = job
+            .as_ref()
             .and_then(|job| job.pointer("/spec/backoffLimit").and_then(Value::as_i64))
             .unwrap_or(6);
         self.set_status(
@@ -335,8 +394,8 @@ impl Handle {
             json!({
                 "startTime": start, "failed": backoff_limit.saturating_add(1), "ready": 0, "terminating": 0,
                 "conditions": [
-                    condition("FailureTarget", reason, message, &now),
-                    condition("Failed", reason, message, &now),
+                    condition(job.as_ref(), "FailureTarget", reason, message, &now),
+                    condition(job.as_ref(), "Failed", reason, message, &now),
                 ],
             }),
         )

@@ -34,14 +34,18 @@ pub struct Options {
     pub history_limit: usize,
     /// How often watches that asked for bookmarks get one (when the resourceVersion moved).
     pub bookmark_interval: Duration,
+    /// Whether the TTL-after-finished controller deletes finished Jobs whose
+    /// `spec.ttlSecondsAfterFinished` has passed.
+    pub ttl_after_finished: bool,
 }
 
 impl Default for Options {
-    /// 1000 events per resource, a bookmark every second.
+    /// 1000 events per resource, a bookmark every second, the TTL-after-finished controller on.
     fn default() -> Self {
         Self {
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(1),
+            ttl_after_finished: true,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Emulator {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     ticker: JoinHandle<()>,
+    controllers: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -94,7 +99,18 @@ impl Emulator {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(addr.port());
-        let shared = Arc::new(Shared::new(World::new(options.history_limit, seed)));
+        let mut world = World::new(options.history_limit, seed);
+        let mut controllers = Vec::new();
+        let mut job_changes = None;
+        if options.ttl_after_finished {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            world.watch_jobs(tx);
+            job_changes = Some(rx);
+        }
+        let shared = Arc::new(Shared::new(world));
+        if let Some(rx) = job_changes {
+            controllers.push(tokio::spawn(crate::ttl::run(Arc::downgrade(&shared), rx)));
+        }
         let router = Router::new()
             .fallback(serve_request)
             .with_state(shared.clone());
@@ -124,6 +140,7 @@ impl Emulator {
             stop: Some(stop),
             server: Some(server),
             ticker,
+            controllers,
         })
     }
 
@@ -183,6 +200,9 @@ impl Emulator {
         }
         self.handle.cut_watches();
         self.ticker.abort();
+        for controller in &self.controllers {
+            controller.abort();
+        }
     }
 }
 
@@ -263,7 +283,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         },
     };
     record.status = match &reply {
-        Reply::Json(code, _) => *code,
+        Reply::Json(code, _) | Reply::Warned(code, _, _) => *code,
         Reply::Watch(_) => 200,
     };
     shared.log(record);
@@ -300,6 +320,25 @@ fn dispatch(shared: &Shared, path: &str, req: &Req<'_>, body: &[u8]) -> Reply {
     verbs::handle(shared, target, req, body).unwrap_or_else(|err| Reply::error(&err))
 }
 
+/// A `Warning` header value as the API server writes it: code 299, no agent, the text quoted
+/// (`"` and `\` escaped, anything that is not printable ASCII as `\u{..}`).
+fn warning_header(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            ' '..='~' => quoted.push(c),
+            other => quoted.push_str(&format!("\\u{{{:x}}}", u32::from(other))),
+        }
+    }
+    quoted.push('"');
+    format!("299 - {quoted}")
+}
+
 fn version() -> Value {
     json!({
         "major": "1", "minor": "34", "gitVersion": "v1.34.0-reviewapp-testkit",
@@ -312,6 +351,15 @@ fn version() -> Value {
 fn render(reply: Reply) -> Response {
     let json_type = HeaderValue::from_static("application/json");
     match reply {
+        Reply::Warned(code, body, warnings) => {
+            let mut response = render(Reply::Json(code, body));
+            for text in warnings {
+                if let Ok(value) = HeaderValue::from_str(&warning_header(&text)) {
+                    response.headers_mut().append(header::WARNING, value);
+                }
+            }
+            response
+        }
         Reply::Json(code, body) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();

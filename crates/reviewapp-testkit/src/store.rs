@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::UnboundedSender;
 
+use crate::admission::{self, FieldValidation, Part};
+use crate::crd::{self, Registered, Registry};
 use crate::fields::{self, Entry, Scope};
 use crate::meta;
 use crate::pages::Pages;
@@ -27,11 +30,28 @@ pub(crate) enum Ownership<'a> {
 }
 
 /// How an update is made: which part of the object it may change, how ownership is recorded,
-/// and whether it is only a dry run.
+/// whether it is only a dry run, and its `fieldValidation`.
 pub(crate) struct Write<'a> {
     pub scope: Scope,
     pub ownership: Ownership<'a>,
     pub dry_run: bool,
+    pub validation: FieldValidation,
+}
+
+/// How a create is made: ownership, whether the body's `status` is kept (the test handle's
+/// creates), whether it is only a dry run, and its `fieldValidation`.
+pub(crate) struct Create<'a> {
+    pub ownership: Ownership<'a>,
+    pub keep_status: bool,
+    pub dry_run: bool,
+    pub validation: FieldValidation,
+}
+
+/// A stored (or dry-run) object and the warnings to answer with.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
 }
 
 /// `propagationPolicy` of a delete.
@@ -74,6 +94,10 @@ pub(crate) struct World {
     objects: BTreeMap<ResourceKey, BTreeMap<ObjName, Value>>,
     kinds: HashMap<ResourceKey, String>,
     unavailable: HashSet<ResourceKey>,
+    /// The schemas of registered CRDs.
+    crds: Registry,
+    /// Told the (namespace, name) of every Job that changes: the TTL-after-finished controller.
+    job_changes: Option<UnboundedSender<ObjName>>,
     pub(crate) watches: WatchHub,
     /// Lists being read page by page.
     pub(crate) pages: Pages,
@@ -93,6 +117,8 @@ impl World {
             objects: BTreeMap::new(),
             kinds: HashMap::new(),
             unavailable: HashSet::new(),
+            crds: Registry::default(),
+            job_changes: None,
             watches: WatchHub::new(history),
             pages: Pages::default(),
             seed,
@@ -119,8 +145,31 @@ impl World {
         !self.unavailable.contains(res)
     }
 
-    /// The kind of `res`'s objects: as last created, from the table, or guessed.
+    /// Sends the (namespace, name) of every Job that changes to `changes`.
+    pub(crate) fn watch_jobs(&mut self, changes: UnboundedSender<ObjName>) {
+        self.job_changes = Some(changes);
+    }
+
+    /// The registration of the CRD serving `res`, if any.
+    pub(crate) fn schema_of(&self, res: &ResourceKey) -> Option<std::sync::Arc<Registered>> {
+        self.crds.get(res)
+    }
+
+    /// (plural, namespaced) of a kind a registered CRD serves.
+    pub(crate) fn registered_kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<(String, bool)> {
+        self.crds.find_kind(group, version, kind)
+    }
+
+    /// The kind of `res`'s objects: from its CRD, as last created, from the table, or guessed.
     pub(crate) fn kind_of(&self, res: &ResourceKey) -> String {
+        if let Some(registered) = self.crds.get(res) {
+            return registered.kind.clone();
+        }
         if let Some(kind) = self.kinds.get(res) {
             return kind.clone();
         }
@@ -194,6 +243,48 @@ impl World {
             previous: previous.map(Arc::new),
         };
         self.watches.record(res, rec);
+        if res.group == "batch"
+            && res.version == "v1"
+            && res.plural == "jobs"
+            && let Some(changes) = &self.job_changes
+        {
+            // The controller may be gone (emulator shutting down): nothing to tell then.
+            let _ = changes.send((
+                meta::namespace(object).to_string(),
+                meta::name(object).to_string(),
+            ));
+        }
+    }
+
+    /// Prunes, defaults and validates `new` when `res` is served by a registered CRD; a CRD
+    /// itself is compiled (returned, to register once stored) and given its status.
+    fn admit(
+        &self,
+        res: &ResourceKey,
+        name: &str,
+        old: Option<&Value>,
+        new: &mut Value,
+        part: Part,
+        validation: FieldValidation,
+    ) -> Result<(Vec<String>, Option<crd::Versions>), ApiError> {
+        let warnings = match self.crds.get(res) {
+            Some(registered) => admission::admit(&registered, name, old, new, part, validation)?,
+            None => Vec::new(),
+        };
+        if !crd::is_crd_resource(res) || part == Part::Status {
+            return Ok((warnings, None));
+        }
+        let versions = crd::compile(new).map_err(|errors| crd::refused(name, &errors))?;
+        let status = crd::status(new, old);
+        set_field(new, "status", Some(&status));
+        Ok((warnings, Some(versions)))
+    }
+
+    /// What follows an object's removal: a CRD's schemas are unregistered.
+    fn removed(&mut self, res: &ResourceKey, object: &Value) {
+        if crd::is_crd_resource(res) {
+            self.crds.forget(meta::name(object));
+        }
     }
 
     /// Creates an object (POST, or an apply of an absent object). `ns` is "" for a
@@ -203,10 +294,14 @@ impl World {
         res: &ResourceKey,
         ns: &str,
         mut body: Value,
-        ownership: Ownership<'_>,
-        keep_status: bool,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+        how: Create<'_>,
+    ) -> Result<Written, ApiError> {
+        let Create {
+            ownership,
+            keep_status,
+            dry_run,
+            validation,
+        } = how;
         if !body.is_object() {
             return Err(ApiError::bad_request("the object is not a JSON map"));
         }
@@ -277,6 +372,8 @@ impl World {
             }
         }
         meta::normalize(&mut body);
+        let part = if keep_status { Part::Whole } else { Part::Main };
+        let (warnings, crd_versions) = self.admit(res, &name, None, &mut body, part, validation)?;
         let mut entries = match ownership {
             Ownership::Update(manager) => {
                 let mut entries = Vec::new();
@@ -290,15 +387,24 @@ impl World {
         fields::write(&mut body, &entries);
         self.kinds.insert(res.clone(), kind);
         if dry_run {
-            return Ok(body);
+            return Ok(Written {
+                object: body,
+                warnings,
+            });
         }
         self.next_rv(&mut body);
         self.objects
             .entry(res.clone())
             .or_default()
             .insert(key(ns, &name), body.clone());
+        if let Some(versions) = crd_versions {
+            self.crds.register(&name, versions);
+        }
         self.emit(res, Change::Added, &body, None);
-        Ok(body)
+        Ok(Written {
+            object: body,
+            warnings,
+        })
     }
 
     /// Replaces an object with `candidate` (the whole object a PUT, patch or apply computed),
@@ -314,11 +420,12 @@ impl World {
         name: &str,
         candidate: Value,
         write: Write<'_>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let Write {
             scope,
             ownership,
             dry_run,
+            validation,
         } = write;
         let Some(old) = self.get(res, ns, name).cloned() else {
             return Err(ApiError::not_found(res, name));
@@ -378,6 +485,12 @@ impl World {
             }
         }
         meta::normalize(&mut new);
+        let part = match scope {
+            Scope::Main => Part::Main,
+            Scope::Status => Part::Status,
+        };
+        let (warnings, crd_versions) =
+            self.admit(res, name, Some(&old), &mut new, part, validation)?;
         if scope == Scope::Main && !same_spec(&old, &new) {
             let generation = meta::meta(&old)
                 .and_then(|m| m.get("generation"))
@@ -407,24 +520,37 @@ impl World {
         fields::write(&mut new, &entries);
 
         if new == old || dry_run {
-            return Ok(new);
+            return Ok(Written {
+                object: new,
+                warnings,
+            });
         }
         if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
             if let Some(objects) = self.objects.get_mut(res) {
                 objects.remove(&key(ns, name));
             }
             self.next_rv(&mut new);
+            self.removed(res, &new);
             self.emit(res, Change::Deleted, &new, None);
             crate::gc::collect(self, res, &new, Propagation::Background);
-            return Ok(new);
+            return Ok(Written {
+                object: new,
+                warnings,
+            });
         }
         self.next_rv(&mut new);
         self.objects
             .entry(res.clone())
             .or_default()
             .insert(key(ns, name), new.clone());
+        if let Some(versions) = crd_versions {
+            self.crds.register(name, versions);
+        }
         self.emit(res, Change::Modified, &new, Some(old));
-        Ok(new)
+        Ok(Written {
+            object: new,
+            warnings,
+        })
     }
 
     /// Deletes an object: with finalizers it only gets a `deletionTimestamp`; otherwise it is
@@ -525,6 +651,7 @@ impl World {
     pub(crate) fn remove_one(&mut self, res: &ResourceKey, ns: &str, name: &str) -> Option<Value> {
         let mut removed = self.objects.get_mut(res)?.remove(&key(ns, name))?;
         self.next_rv(&mut removed);
+        self.removed(res, &removed);
         self.emit(res, Change::Deleted, &removed, None);
         Some(removed)
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::body::Body;
 use serde_json::{Value, json};
 
+use crate::admission::FieldValidation;
 use crate::apply::{self, ApplyParams};
 use crate::fields::Scope;
 use crate::handle::Shared;
@@ -15,7 +16,7 @@ use crate::patch::{self, JsonPatchError};
 use crate::route::{Query, Target};
 use crate::selector::Filter;
 use crate::status::{self, ApiError};
-use crate::store::{Deleted, Ownership, Preconditions, Propagation, Write};
+use crate::store::{Create, Deleted, Ownership, Preconditions, Propagation, Write, Written};
 use crate::watch::{self, Render, WatchSpec};
 
 /// A watch without `timeoutSeconds` ends after this long.
@@ -53,6 +54,11 @@ impl Req<'_> {
         self.query.get("dryRun") == Some("All")
     }
 
+    /// `fieldValidation` (absent: `Warn`).
+    fn validation(&self) -> Result<FieldValidation, ApiError> {
+        FieldValidation::parse(self.query.get("fieldValidation"))
+    }
+
     /// The media type without parameters.
     fn media_type(&self) -> &str {
         self.content_type
@@ -66,6 +72,8 @@ impl Req<'_> {
 /// An answer.
 pub(crate) enum Reply {
     Json(u16, Value),
+    /// A JSON answer with `Warning` headers (one per text).
+    Warned(u16, Value, Vec<String>),
     Watch(Body),
 }
 
@@ -73,6 +81,16 @@ impl Reply {
     /// A `Status` error answer.
     pub(crate) fn error(err: &ApiError) -> Self {
         Reply::Json(err.code, err.to_status())
+    }
+
+    /// The answer to a write: the object as asked for, with the write's warnings.
+    fn written(code: u16, written: &Written, meta_only: bool) -> Self {
+        let body = present(&written.object, meta_only);
+        if written.warnings.is_empty() {
+            Reply::Json(code, body)
+        } else {
+            Reply::Warned(code, body, written.warnings.clone())
+        }
     }
 }
 
@@ -124,18 +142,23 @@ pub(crate) fn handle(
             Ok(Reply::Json(200, present(object, req.meta_only())))
         }
         ("POST", None, Scope::Main) => {
+            let validation = req.validation()?;
             let object = parse_json(body)?;
             let created = shared.world().create(
                 &target.res,
                 &ns,
                 object,
-                Ownership::Update(&req.manager()),
-                false,
-                req.dry_run(),
+                Create {
+                    ownership: Ownership::Update(&req.manager()),
+                    keep_status: false,
+                    dry_run: req.dry_run(),
+                    validation,
+                },
             )?;
-            Ok(Reply::Json(201, present(&created, req.meta_only())))
+            Ok(Reply::written(201, &created, req.meta_only()))
         }
         ("PUT", Some(name), _) => {
+            let validation = req.validation()?;
             let object = parse_json(body)?;
             let updated = shared.world().update(
                 &target.res,
@@ -146,9 +169,10 @@ pub(crate) fn handle(
                     scope,
                     ownership: Ownership::Update(&req.manager()),
                     dry_run: req.dry_run(),
+                    validation,
                 },
             )?;
-            Ok(Reply::Json(200, present(&updated, req.meta_only())))
+            Ok(Reply::written(200, &updated, req.meta_only()))
         }
         ("PATCH", Some(name), _) => patch(shared, &target, &ns, name, scope, req, body),
         ("DELETE", Some(name), Scope::Main) => delete(shared, &target, &ns, name, req, body),
@@ -257,6 +281,7 @@ fn patch(
     let res = &target.res;
     let dry_run = req.dry_run();
     let meta_only = req.meta_only();
+    let validation = req.validation()?;
     match req.media_type() {
         "application/apply-patch+yaml" => {
             let manager = match req.query.get("fieldManager") {
@@ -272,8 +297,9 @@ fn patch(
                 manager: &manager,
                 force: req.query.flag("force"),
                 scope,
+                validation,
             };
-            let (object, created) = apply::server_side_apply(
+            let (written, created) = apply::server_side_apply(
                 &mut shared.world(),
                 res,
                 ns,
@@ -282,9 +308,10 @@ fn patch(
                 &params,
                 dry_run,
             )?;
-            Ok(Reply::Json(
+            Ok(Reply::written(
                 if created { 201 } else { 200 },
-                present(&object, meta_only),
+                &written,
+                meta_only,
             ))
         }
         media @ ("application/merge-patch+json"
@@ -313,9 +340,10 @@ fn patch(
                     scope,
                     ownership: Ownership::Update(&req.manager()),
                     dry_run,
+                    validation,
                 },
             )?;
-            Ok(Reply::Json(200, present(&updated, meta_only)))
+            Ok(Reply::written(200, &updated, meta_only))
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }

@@ -92,3 +92,38 @@ async fn job_outcomes_reach_a_job_watcher() {
         404
     );
 }
+
+#[tokio::test]
+async fn finishing_stamps_the_time_of_the_call_and_keeps_an_earlier_finish() {
+    let (_emulator, _client, handle) = start().await;
+    let before = k8s_openapi::jiff::Timestamp::now().as_second();
+    let mut job = serde_json::to_value(build_job("now")).unwrap();
+    job["apiVersion"] = json!("batch/v1");
+    job["kind"] = json!("Job");
+    job["metadata"]["namespace"] = json!("builds");
+    handle.create(job.clone()).unwrap();
+    let done = handle.set_job_succeeded("builds", "now").unwrap();
+    let finished = done["status"]["completionTime"].as_str().unwrap();
+    let at: k8s_openapi::jiff::Timestamp = finished.parse().unwrap();
+    assert!(
+        at.as_second() >= before,
+        "{finished} is the time of the call"
+    );
+    let complete = done["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Complete")
+        .unwrap();
+    assert_eq!(complete["lastTransitionTime"], finished);
+
+    // A Job that already finished keeps its finish time.
+    job["metadata"]["name"] = json!("earlier");
+    job["status"] = json!({"startTime": "2020-01-01T00:00:00Z", "completionTime": "2020-01-01T00:01:00Z",
+        "succeeded": 1, "conditions": [{"type": "Complete", "status": "True",
+            "lastTransitionTime": "2020-01-01T00:01:00Z"}]});
+    handle.create(job).unwrap();
+    let again = handle.set_job_succeeded("builds", "earlier").unwrap();
+    assert_eq!(again["status"]["completionTime"], "2020-01-01T00:01:00Z");
+    assert_eq!(again["status"]["startTime"], "2020-01-01T00:00:00Z");
+}

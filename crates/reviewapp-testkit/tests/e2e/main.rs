@@ -3,6 +3,7 @@
 
 mod apply;
 mod common;
+mod crd;
 mod crud;
 mod delete;
 mod faults;
@@ -12,4 +13,6 @@ mod log;
 mod pages;
 mod patch;
 mod status;
+mod ttl;
+mod validation;
 mod watch;
