@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use reviewapp_api::{OperatorConfig, ReviewApp};
 use reviewapp_daemon::{DaemonOptions, Handled, Listener};
@@ -111,6 +112,11 @@ async fn demo() -> anyhow::Result<()> {
         .await
         .context("starting the API emulator")?;
     let handle = emulator.handle();
+    // The CRD the operator generates: the emulator compiles its CEL rules and validates and
+    // prunes every ReviewApp write against its schema, as an API server does.
+    handle
+        .create(serde_json::to_value(ReviewApp::crd())?)
+        .map_err(|e| anyhow::anyhow!("installing the ReviewApp CRD: {e}"))?;
     let client = emulator.client();
     let mut config = OperatorConfig {
         registry: "registry.local/review".into(),

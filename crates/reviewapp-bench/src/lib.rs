@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kube::CustomResourceExt;
 use reviewapp_api::OperatorConfig;
 use reviewapp_testkit::{Emulator, Handle, RequestRecord, object_path};
 use serde_json::{Value, json};
@@ -688,6 +689,11 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         starts: 0,
     };
     let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
+    // The operator's CRD: ReviewApp writes are validated, pruned and checked against its CEL
+    // rules, as on an API server.
+    handle
+        .create(serde_json::to_value(reviewapp_api::ReviewApp::crd())?)
+        .map_err(fail)?;
     for ns in [APP_NS, BUILD_NS] {
         handle
             .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))

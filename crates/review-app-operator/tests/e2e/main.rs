@@ -83,6 +83,83 @@ scenario!(
     missing_env_secret
 );
 
+scenario!(
+    real_review_config_on_emulator,
+    real_review_config_on_cluster,
+    real_review_config
+);
+
+/// The real `.review_bot.yml` of revelrylabs/revelry_phoenix_app_template (plus `baseApp`, the
+/// only key of other repositories' files), applied as `kubectl apply` does it (strict field
+/// validation): accepted, the unknown key kept and reported, `envSecret` loaded by the app's
+/// pods; then the CRD's rules refuse a change of the app's identity.
+async fn real_review_config(w: &mut World) {
+    w.start().await;
+    let mut app: serde_json::Value = serde_yaml::from_str(include_str!(
+        "../../../../dev/samples/reviewapp-app-template.yaml"
+    ))
+    .unwrap();
+    app["spec"]["config"]["namespace"] = json!(APP_NS);
+    app["spec"]["config"]["baseApp"] = json!("phoenix-template");
+    if !w.with_database() {
+        app["spec"]["config"]
+            .as_object_mut()
+            .unwrap()
+            .remove("database");
+    }
+    let name = app["metadata"]["name"].as_str().unwrap().to_string();
+    w.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "app-template-env-secret", "namespace": APP_NS},
+        "stringData": {"SECRET_KEY_BASE": "not-a-real-secret"}
+    }))
+    .await;
+    w.apply_app_strictly(app.clone())
+        .await
+        .expect("the real review config is accepted with strict field validation");
+    let stored = w.app(&name).await.unwrap();
+    assert_eq!(
+        stored.spec.config.as_ref().unwrap().unknown.get("baseApp"),
+        Some(&json!("phoenix-template")),
+        "the unknown key is kept"
+    );
+    eventually("IgnoredKeys names spec.config.baseApp", || async {
+        w.app(&name).await.and_then(|a| a.status).is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "IgnoredKeys"
+                    && c.status == "True"
+                    && c.message.contains("spec.config.baseApp")
+            })
+        })
+    })
+    .await;
+    let deployment = "revelry-phoenix-app-template-42";
+    eventually("the app's pods load app-template-env-secret", || async {
+        w.deployment(deployment).await.is_some_and(|d| {
+            let spec = &d["spec"]["template"]["spec"];
+            [&spec["containers"][0], &spec["initContainers"][0]]
+                .iter()
+                .all(|c| c["envFrom"].to_string().contains("app-template-env-secret"))
+        })
+    })
+    .await;
+
+    let mut moved = app.clone();
+    moved["spec"]["config"]["namespace"] = json!("elsewhere");
+    let refused = w.apply_app_strictly(moved).await.unwrap_err();
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 422 && s.message.contains("config.namespace is immutable")),
+        "{refused}"
+    );
+    let mut renumbered = app;
+    renumbered["spec"]["pr"] = json!(43);
+    let refused = w.apply_app_strictly(renumbered).await.unwrap_err();
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 422 && s.message.contains("pr is immutable")),
+        "{refused}"
+    );
+}
+
 /// The build succeeds while the operator is down, and the Job is deleted before it returns (its
 /// TTL, or a person): the build-outcome finalizer keeps the Job and its outcome, so the operator
 /// deploys the built image when it returns, with no second build, and then lets the Job go.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use reviewapp_api::{OperatorConfig, ReviewApp};
 use reviewapp_daemon::DaemonOptions;
@@ -110,6 +111,11 @@ impl World {
     }
 
     async fn prepare(&self) {
+        // The CRD as the operator generates it: the emulator compiles its CEL rules (a rule that
+        // does not compile is refused, as a real API server refuses it) and from then on prunes,
+        // validates and enforces them on every ReviewApp write; a cluster gets the current one.
+        self.apply(serde_json::to_value(ReviewApp::crd()).expect("the CRD serialises"))
+            .await;
         for ns in [APP_NS, BUILD_NS] {
             self.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
                 .await;
@@ -207,6 +213,22 @@ impl World {
         self.start().await;
     }
 
+    /// Creates or updates a ReviewApp as `kubectl apply` does: with strict field validation, so
+    /// a field the CRD does not declare is refused instead of pruned.
+    pub async fn apply_app_strictly(&mut self, app: Value) -> Result<(), kube::Error> {
+        let name = app["metadata"]["name"].as_str().expect("named").to_string();
+        if !self.created.contains(&name) {
+            self.created.push(name.clone());
+        }
+        let params = PatchParams::apply("kubectl-client-side-apply")
+            .force()
+            .validation(kube::api::ValidationDirective::Strict);
+        self.apps()
+            .patch(&name, &params, &Patch::Apply(&app))
+            .await
+            .map(|_| ())
+    }
+
     /// Creates or updates a ReviewApp.
     pub async fn apply_app(&mut self, app: Value) {
         let name = app["metadata"]["name"].as_str().expect("named").to_string();
@@ -245,14 +267,20 @@ impl World {
     }
 
     /// Reports a build Job's outcome through the status subresource (a test cluster may have no
-    /// nodes, and the emulator runs no Job controller).
+    /// nodes, and the emulator runs no Job controller), stamped with the current time as the Job
+    /// controller would: the TTL-after-finished controller counts `ttlSecondsAfterFinished` from
+    /// it (a time in the past would have the Job deleted at once).
     pub async fn finish_job(&self, name: &str, success: bool) {
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .expect("a whole second")
+            .to_string();
         let status = if success {
             json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True",
-                   "lastTransitionTime": "2026-11-24T00:00:00Z"}]})
+                   "lastTransitionTime": now}]})
         } else {
             json!({"failed": 2, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                   "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-11-24T00:00:00Z"}]})
+                   "message": "Job has reached the specified backoff limit", "lastTransitionTime": now}]})
         };
         self.jobs()
             .patch_status(
