@@ -1,6 +1,11 @@
 //! End-to-end scenarios: the real daemon, through the real kube client, against the in-process
 //! API emulator, and against a real cluster when `REVIEWAPP_E2E_KUBECONFIG` names one (those
 //! runs print that they skipped otherwise). Each scenario is written once against [`World`].
+//!
+//! Every scenario that can run on both does (`scenario!` makes the `_on_emulator` and
+//! `_on_cluster` pair). The few tests named only `..._on_emulator` need what a real cluster does
+//! not offer: the emulator's request log (exact write counts, "a restart writes nothing", list
+//! pages) or its fault injection (failing requests, cut watches, expired resourceVersions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod world;
