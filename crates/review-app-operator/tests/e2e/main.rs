@@ -3,7 +3,10 @@
 //! runs print that they skipped otherwise). Each scenario is written once against [`World`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod github;
 mod world;
+
+use github::pull_request_lifecycle;
 
 use serde_json::json;
 use world::{APP_NS, BUILD_NS, World, eventually};
@@ -72,6 +75,11 @@ scenario!(
     invalid_then_fixed
 );
 scenario!(renewal_on_emulator, renewal_on_cluster, renewed_certificate);
+scenario!(
+    github_on_emulator,
+    github_on_cluster,
+    pull_request_lifecycle
+);
 
 /// A renewed wildcard certificate reaches the app's copy at once: the operator watches the
 /// source Secret, so the renewal does not wait for the next tick (an hour here).
