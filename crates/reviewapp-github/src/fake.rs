@@ -325,7 +325,11 @@ fn route(
             w.installation_tokens.push(token.clone());
             answer(
                 StatusCode::CREATED,
-                json!({"token": token, "expires_at": "2099-01-01T00:00:00Z"}),
+                json!({"token": token, "expires_at": "2099-01-01T00:00:00Z",
+                       "permissions": {"contents": "read", "pull_requests": "read",
+                                       "deployments": "write", "administration": "write",
+                                       "metadata": "read"},
+                       "repository_selection": "all"}),
             )
         }
         ("GET", ["repos", _, _, "installation"]) => {

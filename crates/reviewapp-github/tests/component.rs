@@ -38,11 +38,15 @@ struct Harness {
 
 impl Harness {
     async fn start(settings: GithubConfig) -> Harness {
+        Self::start_with(settings, Auth::Token(Secret::new(TOKEN))).await
+    }
+
+    async fn start_with(settings: GithubConfig, auth: Auth) -> Harness {
         let emulator = Emulator::start().await.unwrap();
         let github = FakeGitHub::start(TOKEN).await.unwrap();
         let metrics = Arc::new(Metrics::new());
         let observed = metrics.clone();
-        let adapter = OctocrabGitHub::new(&github.url(), &Auth::Token(Secret::new(TOKEN)))
+        let adapter = OctocrabGitHub::new(&github.url(), &auth)
             .unwrap()
             .with_observer(Arc::new(move |endpoint, outcome| {
                 observed.api_call(endpoint, outcome)
@@ -653,5 +657,45 @@ async fn rate_limits_are_waited_out_and_retried() {
         metrics.contains("reviewapp_github_failures_total{work=\"pull_request\"}"),
         "{metrics}"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_uses_installation_tokens() {
+    // A throwaway RSA key made for this test (PKCS#1, as GitHub issues App keys).
+    let pem = include_str!("fixtures/throwaway-test-app-key.pem");
+    let h = Harness::start_with(
+        GithubConfig::default(),
+        Auth::App {
+            app_id: 1,
+            private_key_pem: Secret::new(pem),
+        },
+    )
+    .await;
+    let pull = h.open(SHA1, "feature");
+    h.send("opened", &pull).await;
+    eventually("created through the installation", || async {
+        h.app().is_some()
+    })
+    .await;
+    let requests = h.fake.requests();
+    assert_eq!(
+        h.fake
+            .count("GET /repos/revelrylabs/review-app/installation"),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(
+        h.fake.count("POST /app/installations/7/access_tokens"),
+        1,
+        "{requests:?}"
+    );
+    // The installation token is cached: later calls need no new one.
+    h.set_status(json!({"appStatus": "building", "buildStatus": "building", "buildCommit": SHA1}));
+    eventually("reported", || async {
+        h.fake.states(OWNER, REPO).len() == 1
+    })
+    .await;
+    assert_eq!(h.fake.count("access_tokens"), 1);
     h.stop().await;
 }
