@@ -221,8 +221,25 @@ impl Reporter {
                     .filter(|r| r.commit == target.commit)
                     .map(|r| r.deployment);
                 let environment = self.environment(&key);
-                let deployment =
-                    post_state(&*self.github, &key.repo, &environment, &target, known).await?;
+                let deployment = match post_state(
+                    &*self.github,
+                    &key.repo,
+                    &environment,
+                    &target,
+                    known,
+                )
+                .await
+                {
+                    Ok(deployment) => deployment,
+                    Err(err) if err.is_transient() => return Err(err.into()),
+                    // Not a repository the credentials reach (an app created some other
+                    // way), or an answer no retry changes: logged, tried again on the
+                    // app's next change.
+                    Err(err) => {
+                        tracing::warn!(app = name, repo = %key.repo, error = %err, "cannot report to the pull request");
+                        return Ok(());
+                    }
+                };
                 self.metrics.status_report(target.state.as_str());
                 tracing::info!(app = name, repo = %key.repo, pr = key.number, commit = %target.commit, state = target.state.as_str(), deployment, "deployment status posted");
                 let reported = Reported {
