@@ -81,6 +81,8 @@ struct World {
     requests: Vec<String>,
     /// `owner/repo sha7 environment state`, in order.
     status_log: Vec<String>,
+    /// Repositories the credentials cannot see: every endpoint answers 404.
+    hidden: Vec<String>,
 }
 
 /// Drives the fake from a test.
@@ -130,6 +132,11 @@ impl Fake {
                 retry_after,
             })
         });
+    }
+
+    /// Makes `owner/repo` invisible to the credentials (every call about it answers `404`).
+    pub fn hide_repo(&self, owner: &str, repo: &str) {
+        self.with(|w| w.hidden.push(key(owner, repo)));
     }
 
     /// The deployments of `owner/repo`, oldest first.
@@ -284,6 +291,10 @@ async fn serve(State(fake): State<Fake>, request: Request) -> Response {
             StatusCode::UNAUTHORIZED,
             json!({"message": "Bad credentials"}),
         );
+    }
+    if segs.first() == Some(&"repos") && segs.len() > 2 && w.hidden.contains(&key(segs[1], segs[2]))
+    {
+        return not_found();
     }
     route(&mut w, &method, &segs, &query, &body)
 }

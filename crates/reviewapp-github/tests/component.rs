@@ -701,3 +701,47 @@ async fn a_github_app_uses_installation_tokens() {
     assert_eq!(h.fake.count("access_tokens"), 1);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_of_repositories_out_of_reach_are_not_retried_forever() {
+    let h = Harness::start(GithubConfig::default()).await;
+    h.fake.hide_repo("someone", "elsewhere");
+    // A ReviewApp created some other way, for a repository the credentials cannot see.
+    h.k8s
+        .create(json!({
+            "apiVersion": "reviewtron.k8s.revelry.co/v1", "kind": "ReviewApp",
+            "metadata": {"name": "by-hand"},
+            "spec": {"repoOwner": "someone", "repo": "elsewhere", "pr": "3", "commitHash": SHA1},
+            "status": {"appStatus": "building", "buildStatus": "building", "buildCommit": SHA1}
+        }))
+        .unwrap();
+    eventually("the report was tried", || async {
+        h.fake.count("/repos/someone/elsewhere/deployments") > 0
+    })
+    .await;
+    h.settle().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.fake.count("/repos/someone/elsewhere/"),
+        1,
+        "tried once: {:?}",
+        h.fake.requests()
+    );
+    assert!(
+        !h.metrics.encode().contains("work=\"report\""),
+        "not a failure to retry"
+    );
+    assert!(
+        h.k8s
+            .get_object(
+                "reviewtron.k8s.revelry.co",
+                "v1",
+                "reviewapps",
+                None,
+                "by-hand"
+            )
+            .unwrap()["metadata"]["annotations"]
+            .is_null()
+    );
+    h.stop().await;
+}
