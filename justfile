@@ -55,8 +55,9 @@ patch-review-app:
 delete-review-app:
     kubectl --context "${MINIKUBE_PROFILE:-minikube}" delete reviewapp test --ignore-not-found
 
-# Benchmarks: release builds, then the real operator (a child process) against the in-process API emulator at N = 10, 100, 1000 ReviewApps (a markdown table on stdout; docs/benchmarks.md), then the criterion bench of transition + render.
+# Benchmarks: release builds, then the real operator (a child process) against the in-process API emulator at N = 10, 100, 1000 ReviewApps (a markdown table on stdout; docs/benchmarks.md), then the webhook path with the GitHub component (docs/benchmarks.md), then the criterion bench of transition + render.
 bench:
     cargo build --release -p review-app-operator -p reviewapp-bench
     target/release/reviewapp-bench --apps 10,100,1000
+    target/release/reviewapp-bench-github --pull-requests 200
     cargo bench -p reviewapp-bench --bench transition

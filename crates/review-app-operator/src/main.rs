@@ -1,11 +1,12 @@
 //! `review-app-operator`: the operator binary.
 //!
 //! Subcommands: `demo` shows the operator at work against an in-process API emulator; `run` is
-//! the operator; `crd` prints the CustomResourceDefinition; `plan` prints
+//! the operator; `github` the GitHub component that creates ReviewApps; `crd` prints the CustomResourceDefinition; `plan` prints
 //! what the operator would do for a `ReviewApp` read from a file, without a cluster; `config`
 //! prints the effective configuration.
 
 mod demo_cmd;
+mod github_cmd;
 mod plan_cmd;
 mod run_cmd;
 
@@ -36,6 +37,8 @@ enum Command {
     Demo,
     /// Run the operator (in-cluster config, or KUBECONFIG / ~/.kube/config).
     Run(Box<run_cmd::RunArgs>),
+    /// Run the GitHub component: pull-request webhooks in as ReviewApps, states out as Deployments.
+    Github(github_cmd::GithubArgs),
     /// Print the ReviewApp CustomResourceDefinition as YAML.
     Crd,
     /// Print, as YAML, every object the operator would apply for a ReviewApp (no cluster needed).
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Demo => demo_cmd::run(),
         Command::Run(args) => run_cmd::run(*args),
+        Command::Github(args) => github_cmd::run(args),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Config { config } => {
             let config = load_config(config.as_deref())?;

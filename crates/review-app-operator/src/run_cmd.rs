@@ -45,8 +45,9 @@ pub struct RunArgs {
     log_format: LogFormat,
 }
 
+/// Log line format.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -102,7 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -115,7 +116,7 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -63,6 +63,11 @@ pub struct BuilderConfig {
     /// Push to `registry` over plain HTTP (BuildKit `registry.insecure=true`, kaniko
     /// `--insecure`).
     pub insecure_registry: bool,
+    /// Secret in the build namespace whose key `token` authenticates the source download
+    /// (private repositories); empty for none.
+    pub source_token_secret_name: String,
+    /// Hosts the source token is sent to (`https` tarball URLs only).
+    pub source_token_hosts: Vec<String>,
 }
 
 /// `build`: limits of every build Job.
@@ -138,6 +143,8 @@ impl Default for BuilderConfig {
             push_secret_name: "registry-push".into(),
             pull_secrets: Vec::new(),
             insecure_registry: false,
+            source_token_secret_name: String::new(),
+            source_token_hosts: vec!["api.github.com".into()],
         }
     }
 }
@@ -268,6 +275,19 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         "builder.insecureRegistry",
         |c, var, v| {
             c.builder.insecure_registry = boolean(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILDER_SOURCE_TOKEN_SECRET_NAME",
+        "builder.sourceTokenSecretName",
+        |c, _, v| set(&mut c.builder.source_token_secret_name, v),
+    ),
+    (
+        "REVIEWAPP_BUILDER_SOURCE_TOKEN_HOSTS",
+        "builder.sourceTokenHosts",
+        |c, _, v| {
+            c.builder.source_token_hosts = list(&v);
             Ok(())
         },
     ),
@@ -456,7 +476,35 @@ impl OperatorConfig {
                 "must be a DNS-1123 label when tls.secretName is set",
             );
         }
+        let token_secret = &self.builder.source_token_secret_name;
+        if !token_secret.is_empty() && !crate::names::is_dns_subdomain(token_secret) {
+            return invalid(
+                "builder.sourceTokenSecretName",
+                "must be a Secret name (DNS-1123 subdomain)",
+            );
+        }
         Ok(())
+    }
+
+    /// Whether the build of `tarball_url` downloads it with the source token: a token Secret is
+    /// configured, the URL is `https` and its host is one of `builder.sourceTokenHosts`
+    /// (case-insensitive). A token is never sent anywhere else, whatever a `ReviewApp` says.
+    pub fn source_token_applies(&self, tarball_url: &str) -> bool {
+        if self.builder.source_token_secret_name.is_empty() {
+            return false;
+        }
+        let Ok(url) = url::Url::parse(tarball_url) else {
+            return false;
+        };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        url.scheme() == "https"
+            && self
+                .builder
+                .source_token_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host))
     }
 
     /// Whether `namespace` may receive review apps.
@@ -571,6 +619,47 @@ mod tests {
         let err =
             OperatorConfig::load(Some("buildNamespace: Not_A_Label\n"), env(&[])).unwrap_err();
         assert!(err.to_string().contains("buildNamespace"));
+    }
+
+    #[test]
+    fn the_source_token_goes_to_listed_https_hosts_only() {
+        let mut config = OperatorConfig::default();
+        let url =
+            "https://api.github.com/repos/o/r/tarball/c8c9aa334a76677aa0be4ec0ebb08484367f952d";
+        assert!(!config.source_token_applies(url), "no Secret configured");
+        config.builder.source_token_secret_name = "github-source".into();
+        assert!(config.source_token_applies(url));
+        assert!(config.source_token_applies(&url.replace("api.github.com", "API.GitHub.com")));
+        for other in [
+            "http://api.github.com/repos/o/r/tarball/x",
+            "https://evil.example/steal",
+            "https://api.github.com.evil.example/x",
+            "https://user@evil.example/api.github.com",
+            "not a url",
+        ] {
+            assert!(!config.source_token_applies(other), "{other}");
+        }
+        let config = OperatorConfig::load(
+            None,
+            env(&[
+                ("REVIEWAPP_BUILDER_SOURCE_TOKEN_SECRET_NAME", "tok"),
+                (
+                    "REVIEWAPP_BUILDER_SOURCE_TOKEN_HOSTS",
+                    "ghe.example.com, api.github.com",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(config.source_token_applies("https://ghe.example.com/api/v3/repos/o/r/tarball/x"));
+        let err = OperatorConfig::load(
+            None,
+            env(&[("REVIEWAPP_BUILDER_SOURCE_TOKEN_SECRET_NAME", "Not A Name")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("builder.sourceTokenSecretName"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //!
 //! Phases 1–4 and 7 make one full lifecycle per app; their requests are counted per app.
 
+pub mod github;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;

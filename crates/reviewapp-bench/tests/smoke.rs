@@ -15,3 +15,13 @@ async fn the_driver_completes_a_tiny_run() {
     assert_eq!(report.phases.len(), 5);
     assert!(reviewapp_bench::markdown(&[report]).contains("N = 2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_path_completes_for_three_pull_requests() {
+    let report = reviewapp_bench::github::webhook_to_build(3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(report.pull_requests, 3);
+    let table = reviewapp_bench::github::markdown(&report);
+    assert!(table.contains("build Job created"), "{table}");
+}

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
-    LocalObjectReference, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    KeyToPath, LocalObjectReference, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,6 +29,11 @@ pub const TARBALL_PATH: &str = "/workspace/source.tar.gz";
 pub const SOURCE_DIR: &str = "/workspace/src";
 /// Environment variable holding the tarball URL in the `fetch` container.
 pub const SOURCE_URL_ENV: &str = "SOURCE_URL";
+/// Environment variable holding the source token (from `builder.sourceTokenSecretName`) in the
+/// `fetch` container; curl reads it itself, so it is never in the Job's args or a command line.
+pub const SOURCE_TOKEN_ENV: &str = "SOURCE_TOKEN";
+/// Key of the token in the `builder.sourceTokenSecretName` Secret.
+pub const SOURCE_TOKEN_KEY: &str = "token";
 /// Key of the docker `config.json` in the push secret.
 pub const PUSH_SECRET_KEY: &str = "config.json";
 
@@ -130,27 +135,56 @@ pub fn build_job(
 /// Downloads the tarball with curl, without a shell: Kubernetes expands `$(SOURCE_URL)` in
 /// `args` from the container's env once and never re-expands the result, so the URL is an
 /// argument to curl and never shell text.
+///
+/// For a private repository ([`OperatorConfig::source_token_applies`]), `SOURCE_TOKEN` comes
+/// from the token Secret and curl itself imports it (`--variable %SOURCE_TOKEN`) into an
+/// `Authorization: Bearer` header (`--expand-header`, curl 8.3 or later): the Job holds only the
+/// Secret's name, and the token is in no argument or command line. curl does not send that header
+/// on to another host when GitHub redirects the download (to `codeload.github.com`, whose URL
+/// carries its own short-lived token).
 fn fetch_container(config: &OperatorConfig, spec: &ValidatedSpec) -> Container {
+    let mut args = strings(&[
+        "--fail",
+        "--silent",
+        "--show-error",
+        "--location",
+        "--retry",
+        "3",
+        "--output",
+        TARBALL_PATH,
+    ]);
+    let mut env = vec![EnvVar {
+        name: SOURCE_URL_ENV.to_string(),
+        value: Some(spec.tarball_url.clone()),
+        value_from: None,
+    }];
+    if config.source_token_applies(&spec.tarball_url) {
+        args.extend(strings(&[
+            "--variable",
+            &format!("%{SOURCE_TOKEN_ENV}"),
+            "--expand-header",
+            &format!("Authorization: Bearer {{{{{SOURCE_TOKEN_ENV}}}}}"),
+        ]));
+        env.push(EnvVar {
+            name: SOURCE_TOKEN_ENV.to_string(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: config.builder.source_token_secret_name.clone(),
+                    key: SOURCE_TOKEN_KEY.to_string(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+    }
+    args.push(format!("$({SOURCE_URL_ENV})"));
     Container {
         name: "fetch".to_string(),
         image: Some(config.builder.fetch_image.clone()),
         command: Some(strings(&["curl"])),
-        args: Some(strings(&[
-            "--fail",
-            "--silent",
-            "--show-error",
-            "--location",
-            "--retry",
-            "3",
-            "--output",
-            TARBALL_PATH,
-            &format!("$({SOURCE_URL_ENV})"),
-        ])),
-        env: Some(vec![EnvVar {
-            name: SOURCE_URL_ENV.to_string(),
-            value: Some(spec.tarball_url.clone()),
-            value_from: None,
-        }]),
+        args: Some(args),
+        env: Some(env),
         volume_mounts: Some(vec![mount(VOLUME_DOWNLOAD, DOWNLOAD_DIR, false)]),
         security_context: Some(restricted_security_context()),
         resources: Some(small_resources()),

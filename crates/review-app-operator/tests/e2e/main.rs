@@ -8,7 +8,10 @@
 //! pages) or its fault injection (failing requests, cut watches, expired resourceVersions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod github;
 mod world;
+
+use github::pull_request_lifecycle;
 
 use serde_json::json;
 use world::{APP_NS, BUILD_NS, World, eventually};
@@ -253,6 +256,12 @@ async fn missing_env_secret(w: &mut World) {
     let env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"].to_string();
     assert!(env_from.contains("test-env"), "{env_from}");
 }
+
+scenario!(
+    github_on_emulator,
+    github_on_cluster,
+    pull_request_lifecycle
+);
 
 /// A renewed wildcard certificate reaches the app's copy at once: the operator watches the
 /// source Secret, so the renewal does not wait for the next tick (an hour here).
