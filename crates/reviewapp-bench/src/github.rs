@@ -56,6 +56,10 @@ pub async fn webhook_to_build(
 ) -> anyhow::Result<WebhookReport> {
     let emulator = Emulator::start().await?;
     let k8s = emulator.handle();
+    k8s.create(serde_json::to_value(
+        <reviewapp_api::ReviewApp as kube::CustomResourceExt>::crd(),
+    )?)
+    .map_err(|e| anyhow::anyhow!("installing the ReviewApp CRD: {e}"))?;
     let config = Arc::new(OperatorConfig {
         registry: "registry.bench/review".into(),
         reconcile_interval_seconds: 3600,

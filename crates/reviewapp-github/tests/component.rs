@@ -43,6 +43,15 @@ impl Harness {
 
     async fn start_with(settings: GithubConfig, auth: Auth) -> Harness {
         let emulator = Emulator::start().await.unwrap();
+        // The operator's CRD: ReviewApp writes are pruned and validated against its schema and
+        // CEL rules, as an API server does.
+        emulator
+            .handle()
+            .create(
+                serde_json::to_value(<reviewapp_api::ReviewApp as kube::CustomResourceExt>::crd())
+                    .unwrap(),
+            )
+            .unwrap();
         let github = FakeGitHub::start(TOKEN).await.unwrap();
         let metrics = Arc::new(Metrics::new());
         let observed = metrics.clone();
