@@ -91,6 +91,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Patch,
             "ReviewApp",
             || api.patch(&name, &params, &patch),
