@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::handle::{ACTOR_HEADER, Handle, RequestRecord, Shared};
+use crate::outage::GatedListener;
 use crate::route::{self, Query};
 use crate::status::ApiError;
 use crate::store::World;
@@ -95,6 +96,7 @@ impl Emulator {
             .unwrap_or(0)
             ^ u64::from(addr.port());
         let shared = Arc::new(Shared::new(World::new(options.history_limit, seed)));
+        let listener = GatedListener::new(listener, shared.gate.clone())?;
         let router = Router::new()
             .fallback(serve_request)
             .with_state(shared.clone());
@@ -209,6 +211,7 @@ async fn bookmarks(shared: Weak<Shared>, every: Duration) {
 
 /// Every request: latency, fault injection, dispatch, log.
 async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let received = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
@@ -237,6 +240,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             .get(ACTOR_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        received,
     };
 
     let latency = shared.faults().latency;
