@@ -100,6 +100,7 @@ impl Controller {
     }
 
     /// Runs every watch and the tick until one of them ends (they do not, short of a bug).
+    /// Dropping the future stops them all.
     pub async fn run(
         &self,
         client: kube::Client,
@@ -107,27 +108,26 @@ impl Controller {
         ready: Readiness,
     ) {
         let config = Arc::new(self.handler.config().clone());
+        // Every task ends when this future is dropped (the set aborts them).
+        let mut tasks = tokio::task::JoinSet::new();
         // Child caches (what exists), for the effects layer.
-        let live_tasks: Vec<_> = ChildKind::ALL
-            .iter()
-            .map(|kind| {
-                let cache = self.live.cache(*kind);
-                let stream = watch_kind(client.clone(), *kind);
-                tokio::spawn(async move {
-                    futures::pin_mut!(stream);
-                    while let Some(event) = stream.next().await {
-                        cache.apply(event);
-                    }
-                })
-            })
-            .collect();
+        for kind in ChildKind::ALL {
+            let cache = self.live.cache(kind);
+            let stream = watch_kind(client.clone(), kind);
+            tasks.spawn(async move {
+                futures::pin_mut!(stream);
+                while let Some(event) = stream.next().await {
+                    cache.apply(event);
+                }
+            });
+        }
 
         // The TLS source Secret: a renewal reconciles every app, which copies it again.
-        let tls_task = self.live.tls_source().map(|tls| {
+        if let Some(tls) = self.live.tls_source() {
             let stream = tls.watch(client.clone());
             let handler = self.handler.clone();
             let scheduler = self.scheduler.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 futures::pin_mut!(stream);
                 while let Some(event) = stream.next().await {
                     if tls.apply(event) {
@@ -137,8 +137,8 @@ impl Controller {
                         }
                     }
                 }
-            })
-        });
+            });
+        }
 
         // Build Jobs: the store the handler observes; a change reconciles the owner at once.
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
@@ -156,7 +156,7 @@ impl Controller {
             .reflect(jobs_writer);
         let jobs_scheduler = self.scheduler.clone();
         let jobs_handler = self.handler.clone();
-        let jobs_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             futures::pin_mut!(jobs_stream);
             while let Some(event) = jobs_stream.next().await {
                 match event {
@@ -197,7 +197,7 @@ impl Controller {
         let handler = self.handler.clone();
         let scheduler = self.scheduler.clone();
         let apps_ready = ready.clone();
-        let apps_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             futures::pin_mut!(app_stream);
             while let Some(event) = app_stream.next().await {
                 let event = match event {
@@ -227,7 +227,7 @@ impl Controller {
         let handler = self.handler.clone();
         let scheduler = self.scheduler.clone();
         let interval = Duration::from_secs(config.reconcile_interval_seconds);
-        let tick_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick fires at once; the initial list already covers it
@@ -240,12 +240,6 @@ impl Controller {
             }
         });
 
-        let _ = futures::future::select_all(
-            [apps_task, jobs_task, tick_task]
-                .into_iter()
-                .chain(live_tasks)
-                .chain(tls_task),
-        )
-        .await;
+        let _ = tasks.join_next().await;
     }
 }
