@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reviewapp_api::OperatorConfig;
+
+mod failover;
+
+pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 use reviewapp_testkit::{Emulator, Handle, RequestRecord, object_path};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -460,6 +464,16 @@ struct Env {
 
 impl Env {
     async fn start_daemon(&mut self, tick: u64) -> anyhow::Result<Daemon> {
+        self.start_replica(tick, None).await
+    }
+
+    /// Starts an operator, with leader election when `leader` is given (the child process gets
+    /// its timings as whole seconds).
+    async fn start_replica(
+        &mut self,
+        tick: u64,
+        leader: Option<&reviewapp_daemon::LeaderOptions>,
+    ) -> anyhow::Result<Daemon> {
         self.starts += 1;
         match &self.operator {
             Some(binary) => {
@@ -471,10 +485,28 @@ impl Env {
                 let stderr = std::fs::File::create(&log)
                     .with_context(|| format!("creating {}", log.display()))?;
                 let config = operator_config(tick);
-                let child = tokio::process::Command::new(binary)
-                    .arg("run")
-                    .arg("--listen")
-                    .arg(addr.to_string())
+                let mut command = tokio::process::Command::new(binary);
+                command.arg("run").arg("--listen").arg(addr.to_string());
+                if let Some(leader) = leader {
+                    command
+                        .arg("--leader-election")
+                        .arg(format!("--identity={}", leader.identity))
+                        .arg(format!("--lease-name={}", leader.lease_name))
+                        .arg(format!("--lease-namespace={}", leader.namespace))
+                        .arg(format!(
+                            "--lease-duration-seconds={}",
+                            leader.lease_duration.as_secs()
+                        ))
+                        .arg(format!(
+                            "--renew-deadline-seconds={}",
+                            leader.renew_deadline.as_secs()
+                        ))
+                        .arg(format!(
+                            "--retry-period-seconds={}",
+                            leader.retry_period.as_secs()
+                        ));
+                }
+                let child = command
                     .env("KUBECONFIG", &self.kubeconfig)
                     .env("REVIEWAPP_REGISTRY", &config.registry)
                     .env("REVIEWAPP_BUILD_NAMESPACE", &config.build_namespace)
@@ -501,10 +533,10 @@ impl Env {
                 let options = reviewapp_daemon::DaemonOptions {
                     concurrency: 8,
                     listen: "127.0.0.1:0".parse()?,
-                    leader: None,
+                    leader: leader.cloned(),
                     shutdown_grace: Duration::from_secs(20),
                     controller_name: "review-app-operator".into(),
-                    instance: Some("bench".into()),
+                    instance: Some(leader.map_or("bench".into(), |l| l.identity.clone())),
                     listener: None,
                 };
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

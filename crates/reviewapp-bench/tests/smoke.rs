@@ -15,3 +15,23 @@ async fn the_driver_completes_a_tiny_run() {
     assert_eq!(report.phases.len(), 5);
     assert!(reviewapp_bench::markdown(&[report]).contains("N = 2"));
 }
+
+/// The failover driver completes with in-process replicas on short timings (no timing checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_driver_completes_a_tiny_run() {
+    let options = reviewapp_bench::FailoverOptions {
+        apps: 2,
+        operator: None,
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_secs(1),
+        retry_period: Duration::from_millis(200),
+        outage: Duration::from_secs(3),
+        runs: 1,
+        timeout: Duration::from_secs(30),
+    };
+    let report = reviewapp_bench::failover(&options).await.unwrap();
+    assert_eq!((report.kills.len(), report.outages.len()), (1, 1));
+    assert!(report.outages[0].old_leader_stopped.is_some());
+    let table = reviewapp_bench::failover_markdown(&report);
+    assert!(table.contains("standby reports leading"), "{table}");
+}

@@ -3,6 +3,7 @@
 //! runs print that they skipped otherwise). Each scenario is written once against [`World`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod failover;
 mod world;
 
 use serde_json::json;
