@@ -123,7 +123,12 @@ impl Daemon {
 }
 
 /// Polls every 2 ms until `check` holds; the time it took since `from`.
-async fn until<F, Fut>(what: &str, from: Instant, timeout: Duration, mut check: F) -> anyhow::Result<Duration>
+async fn until<F, Fut>(
+    what: &str,
+    from: Instant,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -140,15 +145,23 @@ where
 }
 
 /// How the standby took over, timed from `from`.
-async fn takeover(survivor: &Daemon, apps: u64, from: Instant, timeout: Duration) -> anyhow::Result<FailoverSample> {
+async fn takeover(
+    survivor: &Daemon,
+    apps: u64,
+    from: Instant,
+    timeout: Duration,
+) -> anyhow::Result<FailoverSample> {
     let leading = until("the standby leads", from, timeout, || survivor.leads()).await?;
     let first_event = until("the new leader handles an event", from, timeout, || async {
         survivor.events_handled().await > 0
     })
     .await?;
-    let all_adds = until("the new leader handles every ADD", from, timeout, || async {
-        survivor.events("add").await >= apps
-    })
+    let all_adds = until(
+        "the new leader handles every ADD",
+        from,
+        timeout,
+        || async { survivor.events("add").await >= apps },
+    )
     .await?;
     Ok(FailoverSample {
         leading,
@@ -208,12 +221,19 @@ async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<Fail
             lease_duration: options.lease_duration,
             renew_deadline: options.renew_deadline,
             retry_period: options.retry_period,
-            ..LeaderOptions::new("review-app-operator", "default", &format!("replica-{replicas}"))
+            ..LeaderOptions::new(
+                "review-app-operator",
+                "default",
+                &format!("replica-{replicas}"),
+            )
         }
     };
 
     let mut leader = env.start_replica(30, Some(&leader_options())).await?;
-    until("the first replica leads", Instant::now(), timeout, || leader.leads()).await?;
+    until("the first replica leads", Instant::now(), timeout, || {
+        leader.leads()
+    })
+    .await?;
     leader.wait_events("add", apps, timeout).await?;
     let mut standby = env.start_replica(30, Some(&leader_options())).await?;
     standby.wait_ready(timeout).await?;
@@ -228,7 +248,9 @@ async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<Fail
         tokio::time::sleep(options.retry_period * 2).await;
         let killed = Instant::now();
         leader.kill().await?;
-        report.kills.push(takeover(&standby, apps, killed, timeout).await?);
+        report
+            .kills
+            .push(takeover(&standby, apps, killed, timeout).await?);
         leader = standby;
         standby = env.start_replica(30, Some(&leader_options())).await?;
         standby.wait_ready(timeout).await?;
@@ -264,7 +286,10 @@ fn seconds(d: Duration) -> String {
 }
 
 /// `min / median / max` of the samples' `field`, in seconds.
-fn spread(samples: &[FailoverSample], field: impl Fn(&FailoverSample) -> Option<Duration>) -> String {
+fn spread(
+    samples: &[FailoverSample],
+    field: impl Fn(&FailoverSample) -> Option<Duration>,
+) -> String {
     let mut values: Vec<Duration> = samples.iter().filter_map(field).collect();
     if values.is_empty() {
         return "n/a".into();
@@ -277,6 +302,9 @@ fn spread(samples: &[FailoverSample], field: impl Fn(&FailoverSample) -> Option<
         seconds(values[values.len() - 1])
     )
 }
+
+/// One measured time of a sample.
+type Field = fn(&FailoverSample) -> Option<Duration>;
 
 /// The report as a markdown table (seconds, min / median / max over the runs).
 pub fn failover_markdown(report: &FailoverReport) -> String {
@@ -291,9 +319,11 @@ pub fn failover_markdown(report: &FailoverReport) -> String {
         o.runs
     );
     out.push_str("| seconds, min / median / max | leader killed (from the kill) | API outage (from its end) |\n|---|---|---|\n");
-    let rows: [(&str, fn(&FailoverSample) -> Option<Duration>); 3] = [
+    let rows: [(&str, Field); 3] = [
         ("standby reports leading", |s| Some(s.leading)),
-        ("new leader handled its first event", |s| Some(s.first_event)),
+        ("new leader handled its first event", |s| {
+            Some(s.first_event)
+        }),
         ("new leader handled every app's ADD", |s| Some(s.all_adds)),
     ];
     for (name, field) in rows {

@@ -372,7 +372,7 @@ mod tests {
             &fence,
             Verb::Patch,
             "ReviewApp",
-            || std::future::pending(),
+            std::future::pending,
         )
         .await;
         assert!(is_fenced(&result.unwrap_err()));

@@ -102,7 +102,10 @@ async fn leads(addr: SocketAddr) -> bool {
 type Samples = Arc<Mutex<Vec<(Instant, Vec<&'static str>)>>>;
 
 /// Samples every replica in `replicas` every 5 ms until aborted.
-fn sample(replicas: Arc<Mutex<Vec<(&'static str, SocketAddr)>>>, samples: Samples) -> tokio::task::JoinHandle<()> {
+fn sample(
+    replicas: Arc<Mutex<Vec<(&'static str, SocketAddr)>>>,
+    samples: Samples,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let targets = replicas.lock().unwrap().clone();
@@ -151,10 +154,13 @@ async fn failover_through(outage: Outage) {
     // r1 builds the app; then the API server goes away for longer than the Lease.
     let mut w = w;
     w.apply_app(w.sample("test", "678", SHA1)).await;
-    eventually("r1 created the build Job and wrote building/building", || async {
-        w.jobs().get_opt(JOB1).await.unwrap().is_some()
-            && has_status(&w, "test", "building", "building").await
-    })
+    eventually(
+        "r1 created the build Job and wrote building/building",
+        || async {
+            w.jobs().get_opt(JOB1).await.unwrap().is_some()
+                && has_status(&w, "test", "building", "building").await
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let outage_start = Instant::now();
@@ -168,7 +174,10 @@ async fn failover_through(outage: Outage) {
         .await
         .expect("r1 stops during the outage")
         .unwrap();
-    assert!(matches!(r1_result, Err(DaemonError::LeadershipLost)), "{r1_result:?}");
+    assert!(
+        matches!(r1_result, Err(DaemonError::LeadershipLost)),
+        "{r1_result:?}"
+    );
     let r1_stopped = Instant::now();
     replicas.lock().unwrap().retain(|(name, _)| *name != "r1");
     let r1b = start_replica(&w, "r1b").await;
@@ -178,7 +187,10 @@ async fn failover_through(outage: Outage) {
     let outage_end = Instant::now();
 
     // The survivor deploys what was built.
-    eventually("the built image is deployed", || deployment_runs(&w, 1, IMG1)).await;
+    eventually("the built image is deployed", || {
+        deployment_runs(&w, 1, IMG1)
+    })
+    .await;
     eventually("status deployed/success", || {
         has_status(&w, "test", "deployed", "success")
     })
@@ -193,7 +205,10 @@ async fn failover_through(outage: Outage) {
     for (at, leading) in &samples {
         assert!(leading.len() <= 1, "two leaders at {at:?}: {leading:?}");
         if *at > r1_stopped && *at < outage_end {
-            assert!(leading.is_empty(), "a leader during the outage: {leading:?}");
+            assert!(
+                leading.is_empty(),
+                "a leader during the outage: {leading:?}"
+            );
         }
     }
     let first_r2 = samples
