@@ -2,12 +2,10 @@
 //! accepted go through a [`Gate`], so that an outage looks to a client as a stopped or
 //! partitioned API server does (see [`Outage`]), watches included.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -43,13 +41,17 @@ enum Verdict {
     Dead,
 }
 
+/// The tasks polling one connection (reading, writing), woken when an outage starts or ends.
+#[derive(Default)]
+struct Slot {
+    wakers: Mutex<[Option<Waker>; 2]>,
+}
+
 /// The outage switch, shared by the listener, every connection and the handle.
 pub(crate) struct Gate {
     state: watch::Sender<State>,
-    /// Tasks polling a connection, woken when an outage starts or ends; keyed by connection id
-    /// and direction.
-    wakers: Mutex<HashMap<(u64, bool), Waker>>,
-    next_id: AtomicU64,
+    /// One slot per live connection.
+    slots: Mutex<Vec<Weak<Slot>>>,
 }
 
 impl Gate {
@@ -59,13 +61,8 @@ impl Gate {
                 outage: None,
                 epoch: 0,
             }),
-            wakers: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
+            slots: Mutex::new(Vec::new()),
         }
-    }
-
-    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, bool), Waker>> {
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts (`Some`) or ends (`None`) an outage.
@@ -78,10 +75,19 @@ impl Gate {
             state.epoch += 1;
             true
         });
-        if changed {
-            // The state changed before the wakers are taken (see `verdict`).
-            let wakers: Vec<Waker> = self.wakers().drain().map(|(_, w)| w).collect();
-            for waker in wakers {
+        if !changed {
+            return;
+        }
+        // The state changed before any waker is taken (see `verdict`).
+        let slots: Vec<Arc<Slot>> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.retain(|slot| slot.strong_count() > 0);
+            slots.iter().filter_map(Weak::upgrade).collect()
+        };
+        for slot in slots {
+            let wakers =
+                std::mem::take(&mut *slot.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+            for waker in wakers.into_iter().flatten() {
                 waker.wake();
             }
         }
@@ -96,11 +102,22 @@ impl Gate {
         self.state.borrow().epoch
     }
 
-    /// What connection `id`, accepted in epoch `born`, may do; registers `waker` to be woken
-    /// when an outage starts or ends. Reading the state and registering happen under the
-    /// wakers' lock, so a change is never missed.
-    fn verdict(&self, born: u64, key: (u64, bool), waker: &Waker) -> Verdict {
-        let mut wakers = self.wakers();
+    /// A slot for a new connection.
+    fn slot(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot::default());
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= 64 && slots.len().is_power_of_two() {
+            slots.retain(|slot| slot.strong_count() > 0);
+        }
+        slots.push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// What a connection accepted in epoch `born` may do; registers `waker` in its `slot` to be
+    /// woken when an outage starts or ends. Reading the state and registering happen under the
+    /// slot's lock, which `set` takes after changing the state, so a change is never missed.
+    fn verdict(&self, born: u64, slot: &Slot, writing: bool, waker: &Waker) -> Verdict {
+        let mut wakers = slot.wakers.lock().unwrap_or_else(|e| e.into_inner());
         let state = *self.state.borrow();
         let verdict = match state.outage {
             Some(Outage::Refuse) => return Verdict::Dead,
@@ -108,20 +125,11 @@ impl Gate {
             None if state.epoch != born => return Verdict::Dead,
             None => Verdict::Pass,
         };
-        match wakers.get_mut(&key) {
+        match &mut wakers[usize::from(writing)] {
             Some(known) if known.will_wake(waker) => {}
-            Some(known) => known.clone_from(waker),
-            None => {
-                wakers.insert(key, waker.clone());
-            }
+            entry => *entry = Some(waker.clone()),
         }
         verdict
-    }
-
-    fn forget(&self, id: u64) {
-        let mut wakers = self.wakers();
-        wakers.remove(&(id, false));
-        wakers.remove(&(id, true));
     }
 }
 
@@ -173,7 +181,7 @@ impl axum::serve::Listener for GatedListener {
                         let stream = GatedStream {
                             inner: stream,
                             born: self.gate.epoch(),
-                            id: self.gate.next_id.fetch_add(1, Ordering::Relaxed),
+                            slot: self.gate.slot(),
                             gate: self.gate.clone(),
                             reset: false,
                         };
@@ -200,7 +208,7 @@ pub(crate) struct GatedStream {
     inner: TcpStream,
     gate: Arc<Gate>,
     born: u64,
-    id: u64,
+    slot: Arc<Slot>,
     reset: bool,
 }
 
@@ -218,12 +226,6 @@ impl GatedStream {
     }
 }
 
-impl Drop for GatedStream {
-    fn drop(&mut self) {
-        self.gate.forget(self.id);
-    }
-}
-
 impl AsyncRead for GatedStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -231,7 +233,7 @@ impl AsyncRead for GatedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.gate.verdict(this.born, (this.id, false), cx.waker()) {
+        match this.gate.verdict(this.born, &this.slot, false, cx.waker()) {
             Verdict::Pass => Pin::new(&mut this.inner).poll_read(cx, buf),
             Verdict::Wait => Poll::Pending,
             Verdict::Dead => Poll::Ready(Err(this.dead())),
@@ -246,7 +248,7 @@ impl AsyncWrite for GatedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.gate.verdict(this.born, (this.id, true), cx.waker()) {
+        match this.gate.verdict(this.born, &this.slot, true, cx.waker()) {
             Verdict::Pass => Pin::new(&mut this.inner).poll_write(cx, buf),
             Verdict::Wait => Poll::Pending,
             Verdict::Dead => Poll::Ready(Err(this.dead())),
@@ -259,7 +261,7 @@ impl AsyncWrite for GatedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.gate.verdict(this.born, (this.id, true), cx.waker()) {
+        match this.gate.verdict(this.born, &this.slot, true, cx.waker()) {
             Verdict::Pass => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
             Verdict::Wait => Poll::Pending,
             Verdict::Dead => Poll::Ready(Err(this.dead())),
@@ -272,7 +274,7 @@ impl AsyncWrite for GatedStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.gate.verdict(this.born, (this.id, true), cx.waker()) {
+        match this.gate.verdict(this.born, &this.slot, true, cx.waker()) {
             Verdict::Pass => Pin::new(&mut this.inner).poll_flush(cx),
             Verdict::Wait => Poll::Pending,
             Verdict::Dead => Poll::Ready(Err(this.dead())),
@@ -281,7 +283,7 @@ impl AsyncWrite for GatedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.gate.verdict(this.born, (this.id, true), cx.waker()) {
+        match this.gate.verdict(this.born, &this.slot, true, cx.waker()) {
             Verdict::Pass => Pin::new(&mut this.inner).poll_shutdown(cx),
             Verdict::Wait => Poll::Pending,
             // Closing a dead connection is done: it is reset when dropped.
