@@ -64,4 +64,4 @@ bench:
 # Failover benchmark: two replicas with leader election (default timings) against the emulator; the leader killed, then API outages (docs/benchmarks.md#failover).
 bench-failover:
     cargo build --release -p review-app-operator -p reviewapp-bench
-    target/release/reviewapp-bench --failover --apps 10
+    target/release/reviewapp-bench --failover --apps 10 --failover-runs 6

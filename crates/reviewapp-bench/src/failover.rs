@@ -9,7 +9,9 @@
 //!    end of the outage, the same three times for the standby. The old leader must exit with
 //!    `LeadershipLost` (exit code 3).
 //!
-//! After each round a fresh standby is started, as a restarted pod would be.
+//! After each round a fresh standby is started, as a restarted pod would be. The rounds start at
+//! points spread over one retry period, since a takeover depends on whether the standby had
+//! read the leader's last renewal.
 
 use std::time::{Duration, Instant};
 
@@ -243,9 +245,16 @@ async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<Fail
         outages: Vec::new(),
     };
 
-    for _ in 0..options.runs {
-        // The standby has seen the leader's latest renewals.
-        tokio::time::sleep(options.retry_period * 2).await;
+    // Each round starts at another point of the retry period (a sweep over it): how long a
+    // takeover takes depends on whether the standby read the leader's last renewal.
+    let phase = |run: usize| {
+        options.retry_period * 2
+            + options
+                .retry_period
+                .mul_f64(run as f64 / options.runs as f64)
+    };
+    for run in 0..options.runs {
+        tokio::time::sleep(phase(run)).await;
         let killed = Instant::now();
         leader.kill().await?;
         report
@@ -256,8 +265,8 @@ async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<Fail
         standby.wait_ready(timeout).await?;
     }
 
-    for _ in 0..options.runs {
-        tokio::time::sleep(options.retry_period * 2).await;
+    for run in 0..options.runs {
+        tokio::time::sleep(phase(run)).await;
         let started = Instant::now();
         handle.start_outage(Outage::Refuse);
         let stopped = until("the leader stands down", started, timeout, || async {
@@ -336,6 +345,18 @@ pub fn failover_markdown(report: &FailoverReport) -> String {
     out.push_str(&format!(
         "| old leader stood down (from the start of the outage) | n/a | {} |\n",
         spread(&report.outages, |s| s.old_leader_stopped)
+    ));
+    let each = |samples: &[FailoverSample]| {
+        samples
+            .iter()
+            .map(|s| seconds(s.first_event))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str(&format!(
+        "\nFirst event handled, each run in order (its start swept over one retry period): kill {}; outage {}.\n",
+        each(&report.kills),
+        each(&report.outages)
     ));
     out
 }

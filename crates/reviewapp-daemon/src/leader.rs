@@ -434,7 +434,7 @@ async fn elect(
             Ok(Ok(Attempt::Holding)) => {
                 if failing {
                     failing = false;
-                    tracing::info!("the Lease can be renewed again");
+                    tracing::info!("the Lease can be read and written again");
                 }
                 let deadline = started + options.renew_deadline;
                 if deadline <= Instant::now() {
