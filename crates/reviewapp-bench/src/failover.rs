@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reviewapp_daemon::LeaderOptions;
-use reviewapp_testkit::{Emulator, Outage};
-use serde_json::json;
+use reviewapp_testkit::Outage;
 
-use crate::{APP_NS, App, BUILD_NS, Daemon, Env, Process, SHA1, TLS_SECRET};
+use crate::{App, Daemon, Env, Process, SHA1};
 
 /// How to run the failover benchmark.
 #[derive(Clone, Debug)]
@@ -175,19 +174,9 @@ async fn takeover(
 
 /// Runs the failover benchmark.
 pub async fn failover(options: &FailoverOptions) -> anyhow::Result<FailoverReport> {
-    let emulator = Emulator::start().await.context("starting the emulator")?;
-    let handle = emulator.handle();
     let dir = std::env::temp_dir().join(format!("reviewapp-failover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, emulator.kubeconfig_yaml())?;
-    let mut env = Env {
-        emulator,
-        kubeconfig,
-        logs: dir.clone(),
-        operator: options.operator.clone(),
-        starts: 0,
-    };
+    let mut env = Env::new(&dir, options.operator.clone()).await?;
+    let handle = env.emulator.handle();
     let result = rounds(&mut env, options).await;
     handle.end_outage();
     env.emulator.shutdown().await;
@@ -199,18 +188,6 @@ pub async fn failover(options: &FailoverOptions) -> anyhow::Result<FailoverRepor
 async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let handle = env.emulator.handle();
     let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
-    for ns in [APP_NS, BUILD_NS] {
-        handle
-            .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .map_err(fail)?;
-    }
-    handle
-        .create(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": TLS_SECRET, "namespace": "default"},
-            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
-        }))
-        .map_err(fail)?;
     for i in 0..options.apps {
         handle.apply(App::new(i).manifest(SHA1)?).map_err(fail)?;
     }

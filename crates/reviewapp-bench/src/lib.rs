@@ -463,6 +463,36 @@ struct Env {
 }
 
 impl Env {
+    /// A fresh emulator holding the app and build namespaces and the wildcard TLS Secret, with
+    /// a kubeconfig for it (and the operators' logs) in `dir`.
+    async fn new(dir: &std::path::Path, operator: Option<PathBuf>) -> anyhow::Result<Env> {
+        let emulator = Emulator::start().await.context("starting the emulator")?;
+        std::fs::create_dir_all(dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, emulator.kubeconfig_yaml())?;
+        let handle = emulator.handle();
+        let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
+        for ns in [APP_NS, BUILD_NS] {
+            handle
+                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .map_err(fail)?;
+        }
+        handle
+            .create(json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": TLS_SECRET, "namespace": "default"},
+                "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
+            }))
+            .map_err(fail)?;
+        Ok(Env {
+            emulator,
+            kubeconfig,
+            logs: dir.to_path_buf(),
+            operator,
+            starts: 0,
+        })
+    }
+
     async fn start_daemon(&mut self, tick: u64) -> anyhow::Result<Daemon> {
         self.start_replica(tick, None).await
     }
@@ -705,32 +735,9 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// Runs the whole benchmark at `options.apps` apps.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     let n = options.apps;
-    let emulator = Emulator::start().await.context("starting the emulator")?;
-    let handle = emulator.handle();
     let dir = std::env::temp_dir().join(format!("reviewapp-bench-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, emulator.kubeconfig_yaml())?;
-    let mut env = Env {
-        emulator,
-        kubeconfig,
-        logs: dir.clone(),
-        operator: options.operator.clone(),
-        starts: 0,
-    };
-    let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
-    for ns in [APP_NS, BUILD_NS] {
-        handle
-            .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .map_err(fail)?;
-    }
-    handle
-        .create(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": TLS_SECRET, "namespace": "default"},
-            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
-        }))
-        .map_err(fail)?;
+    let mut env = Env::new(&dir, options.operator.clone()).await?;
+    let handle = env.emulator.handle();
     let recorder: Shared = Arc::default();
     let tasks = subscribe_all(&handle, &recorder)?;
     let apps: Vec<App> = (0..n).map(App::new).collect();

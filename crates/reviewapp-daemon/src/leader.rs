@@ -203,17 +203,14 @@ impl LeaseLock {
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             spec.renew_time = Some(now.clone());
             spec.lease_duration_seconds = Some(duration);
-            match self
-                .api
-                .replace(&self.options.lease_name, &params, &lease)
-                .await
-            {
-                Ok(written) => {
-                    self.observe(written);
-                    return Ok(Attempt::Holding);
-                }
+            match self.replace(&lease).await {
+                Ok(Attempt::Holding) => return Ok(Attempt::Holding),
+                Ok(other) => tracing::debug!(
+                    ?other,
+                    "renewing the Lease as last written failed; reading it"
+                ),
                 Err(err) => {
-                    tracing::debug!(error = %err, "renewing the Lease as last written failed; reading it");
+                    tracing::debug!(error = %err, "renewing the Lease as last written failed; reading it")
                 }
             }
         }
@@ -272,9 +269,14 @@ impl LeaseLock {
         spec.holder_identity = Some(self.options.identity.clone());
         spec.renew_time = Some(now);
         spec.lease_duration_seconds = Some(duration);
+        self.replace(&lease).await
+    }
+
+    /// Replaces the Lease with `lease`, at the resourceVersion it carries.
+    async fn replace(&mut self, lease: &Lease) -> Result<Attempt, kube::Error> {
         match self
             .api
-            .replace(&self.options.lease_name, &params, &lease)
+            .replace(&self.options.lease_name, &PostParams::default(), lease)
             .await
         {
             Ok(written) => {

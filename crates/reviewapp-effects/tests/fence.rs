@@ -18,6 +18,24 @@ fn note() -> EventNote {
     }
 }
 
+/// A healthy fake API, and effects whose fence lapses when the API receives the first request
+/// `lapse_on` selects (it is still answered).
+fn lapsing_on(
+    lapse_on: impl Fn(&Recorded) -> bool + Send + 'static,
+) -> (MockApi, reviewapp_effects::Effects) {
+    let fence = WriteFence::standby();
+    fence.extend_to(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+    let shut = fence.clone();
+    let api = MockApi::start(move |r| {
+        if lapse_on(r) {
+            shut.shut();
+        }
+        None
+    });
+    let (effects, _) = new_effects(&api);
+    (api, effects.with_fence(fence))
+}
+
 #[tokio::test]
 async fn a_closed_fence_sends_nothing_at_all() {
     let api = MockApi::healthy();
@@ -69,17 +87,8 @@ async fn a_closed_fence_sends_nothing_at_all() {
 
 #[tokio::test]
 async fn a_fence_lapsing_during_a_request_stops_the_plan_there() {
-    let fence = WriteFence::standby();
-    fence.extend_to(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
-    let shut_on_job = fence.clone();
-    let api = MockApi::start(move |r| {
-        if r.method == "POST" && r.path.ends_with("/jobs") {
-            shut_on_job.shut(); // the deadline passes while the create is on the wire
-        }
-        None
-    });
-    let (effects, _) = new_effects(&api);
-    let effects = effects.with_fence(fence);
+    // The deadline passes while the create is on the wire.
+    let (api, effects) = lapsing_on(|r| r.method == "POST" && r.path.ends_with("/jobs"));
     let app = app();
     let (t, plan) = pipeline(&app, AppEvent::Add);
     let err = effects
@@ -108,17 +117,7 @@ async fn a_fence_lapsing_during_a_request_stops_the_plan_there() {
 
 #[tokio::test]
 async fn a_fenced_event_ends_the_plan_instead_of_being_skipped() {
-    let fence = WriteFence::standby();
-    fence.extend_to(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
-    let shut_on_event = fence.clone();
-    let api = MockApi::start(move |r| {
-        if r.path.contains("/events") {
-            shut_on_event.shut();
-        }
-        None
-    });
-    let (effects, _) = new_effects(&api);
-    let effects = effects.with_fence(fence);
+    let (api, effects) = lapsing_on(|r| r.path.contains("/events"));
     let app = app();
     let (t, plan) = pipeline(&app, AppEvent::Add);
     let err = effects

@@ -15,10 +15,14 @@ fn fresh_client(url: &str) -> kube::Client {
     kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
 }
 
-#[tokio::test]
-async fn a_refusing_outage_refuses_connections_resets_watches_and_ends() {
-    let (emulator, client, handle) = start().await;
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
+/// ConfigMap `a` in `apps`, and a watch of `apps` that has delivered it.
+async fn watching(
+    client: kube::Client,
+) -> (
+    Api<ConfigMap>,
+    futures::stream::BoxStream<'static, Result<WatchEvent<ConfigMap>, kube::Error>>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, "apps");
     api.create(&PostParams::default(), &config_map("a", &[], &[]))
         .await
         .unwrap();
@@ -31,6 +35,13 @@ async fn a_refusing_outage_refuses_connections_resets_watches_and_ends() {
         next(&mut watch).await.unwrap(),
         WatchEvent::Added(_)
     ));
+    (api, watch)
+}
+
+#[tokio::test]
+async fn a_refusing_outage_refuses_connections_resets_watches_and_ends() {
+    let (emulator, client, handle) = start().await;
+    let (api, mut watch) = watching(client).await;
 
     handle.start_outage(Outage::Refuse);
     assert_eq!(handle.outage(), Some(Outage::Refuse));
@@ -83,19 +94,7 @@ async fn a_refusing_outage_refuses_connections_resets_watches_and_ends() {
 #[tokio::test]
 async fn a_hanging_outage_holds_requests_and_never_serves_them() {
     let (emulator, client, handle) = start().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, "apps");
-    api.create(&PostParams::default(), &config_map("a", &[], &[]))
-        .await
-        .unwrap();
-    let mut watch = api
-        .watch(&WatchParams::default(), "0")
-        .await
-        .unwrap()
-        .boxed();
-    assert!(matches!(
-        next(&mut watch).await.unwrap(),
-        WatchEvent::Added(_)
-    ));
+    let (api, mut watch) = watching(client).await;
 
     handle.start_outage(Outage::Hang);
     handle.clear_requests();
