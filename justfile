@@ -61,3 +61,8 @@ bench:
     target/release/reviewapp-bench --apps 10,100,1000
     target/release/reviewapp-bench-github --pull-requests 200
     cargo bench -p reviewapp-bench --bench transition
+
+# Failover benchmark: two replicas with leader election (default timings) against the emulator; the leader killed, then API outages (docs/benchmarks.md#failover).
+bench-failover:
+    cargo build --release -p review-app-operator -p reviewapp-bench
+    target/release/reviewapp-bench --failover --apps 10 --failover-runs 6

@@ -37,6 +37,17 @@ pub struct RunArgs {
     /// This replica's identity in the Lease and in Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Seconds a Lease stays valid without renewal: a standby takes over no sooner.
+    #[arg(long, env = "REVIEWAPP_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds the leader keeps leading without renewing the Lease, then stops writing and
+    /// exits; shorter than --lease-duration-seconds.
+    #[arg(long, env = "REVIEWAPP_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    renew_deadline_seconds: u64,
+    /// Seconds between two tries to acquire or renew the Lease; shorter than
+    /// --renew-deadline-seconds.
+    #[arg(long, env = "REVIEWAPP_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    retry_period_seconds: u64,
     /// Seconds in-flight handlers may take to finish after SIGTERM.
     #[arg(long, env = "REVIEWAPP_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     shutdown_grace_seconds: u64,
@@ -52,8 +63,39 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+impl RunArgs {
+    /// Checks the leader election timings (even without --leader-election, so that a bad value
+    /// is found before it matters): retry < renew deadline < lease duration.
+    fn check_timings(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.lease_duration_seconds >= 1,
+            "--lease-duration-seconds (REVIEWAPP_LEASE_DURATION_SECONDS) must be at least 1"
+        );
+        anyhow::ensure!(
+            self.retry_period_seconds >= 1,
+            "--retry-period-seconds (REVIEWAPP_RETRY_PERIOD_SECONDS) must be at least 1"
+        );
+        anyhow::ensure!(
+            self.renew_deadline_seconds < self.lease_duration_seconds,
+            "--renew-deadline-seconds ({}) must be shorter than --lease-duration-seconds ({}): \
+             the leader must stop before a standby may take the Lease over",
+            self.renew_deadline_seconds,
+            self.lease_duration_seconds
+        );
+        anyhow::ensure!(
+            self.retry_period_seconds < self.renew_deadline_seconds,
+            "--retry-period-seconds ({}) must be shorter than --renew-deadline-seconds ({}): \
+             the leader must be able to retry a renewal before its deadline",
+            self.retry_period_seconds,
+            self.renew_deadline_seconds
+        );
+        Ok(())
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    args.check_timings()?;
     init_logging(args.log_format);
     let config = Arc::new(crate::load_config(args.config.as_deref())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,11 +114,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             concurrency: args.concurrency.max(1),
             listen: args.listen,
             leader: args.leader_election.then(|| LeaderOptions {
-                lease_name: args.lease_name,
-                namespace: args.lease_namespace,
-                identity: identity.clone(),
-                duration_seconds: 15,
-                grace_seconds: 5,
+                lease_duration: Duration::from_secs(args.lease_duration_seconds),
+                renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+                retry_period: Duration::from_secs(args.retry_period_seconds),
+                ..LeaderOptions::new(&args.lease_name, &args.lease_namespace, &identity)
             }),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
             controller_name: "review-app-operator".into(),
@@ -94,7 +135,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             Ok(()) => Ok(std::process::ExitCode::SUCCESS),
             Err(DaemonError::LeadershipLost) => {
                 tracing::error!(
-                    "lost the leader lease; exiting so that this replica restarts as a standby"
+                    "lost the leader lease (not renewed within the renew deadline, or taken over); \
+                     exiting so that this replica restarts as a standby"
                 );
                 Ok(std::process::ExitCode::from(3))
             }

@@ -211,3 +211,38 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn impossible_leader_election_timings_are_refused_naming_the_flags() {
+    let output = run(&[
+        "run",
+        "--leader-election",
+        "--lease-duration-seconds",
+        "15",
+        "--renew-deadline-seconds",
+        "15",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "--renew-deadline-seconds (15) must be shorter than --lease-duration-seconds (15)"
+        ),
+        "{stderr}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_review-app-operator"))
+        .args(["run", "--leader-election"])
+        .env("REVIEWAPP_RETRY_PERIOD_SECONDS", "10")
+        .env_remove("REVIEWAPP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "--retry-period-seconds (10) must be shorter than --renew-deadline-seconds (10)"
+        ),
+        "{stderr}"
+    );
+}

@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kube::CustomResourceExt;
 use reviewapp_api::OperatorConfig;
+
+mod failover;
+
+pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 use reviewapp_testkit::{Emulator, Handle, RequestRecord, object_path};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -463,7 +467,62 @@ struct Env {
 }
 
 impl Env {
+    /// A fresh emulator holding the app and build namespaces and the wildcard TLS Secret, with
+    /// a kubeconfig for it (and the operators' logs) in `dir`.
+    async fn new(dir: &std::path::Path, operator: Option<PathBuf>) -> anyhow::Result<Env> {
+        let emulator = Emulator::start().await.context("starting the emulator")?;
+        std::fs::create_dir_all(dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, emulator.kubeconfig_yaml())?;
+        let handle = emulator.handle();
+        let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
+        // The operator's CRD: ReviewApp writes are validated, pruned and checked against its CEL
+        // rules, as on an API server.
+        handle
+            .create(serde_json::to_value(reviewapp_api::ReviewApp::crd())?)
+            .map_err(fail)?;
+        for ns in [APP_NS, BUILD_NS] {
+            handle
+                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .map_err(fail)?;
+        }
+        handle
+            .create(json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": TLS_SECRET, "namespace": "default"},
+                "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
+            }))
+            .map_err(fail)?;
+        // The sample's env Secrets (`env.secrets`).
+        for name in ["secret-one", "secret-two"] {
+            handle
+                .create(json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": APP_NS},
+                    "data": {"SAMPLE": "c2FtcGxl"}
+                }))
+                .map_err(fail)?;
+        }
+        Ok(Env {
+            emulator,
+            kubeconfig,
+            logs: dir.to_path_buf(),
+            operator,
+            starts: 0,
+        })
+    }
+
     async fn start_daemon(&mut self, tick: u64) -> anyhow::Result<Daemon> {
+        self.start_replica(tick, None).await
+    }
+
+    /// Starts an operator, with leader election when `leader` is given (the child process gets
+    /// its timings as whole seconds).
+    async fn start_replica(
+        &mut self,
+        tick: u64,
+        leader: Option<&reviewapp_daemon::LeaderOptions>,
+    ) -> anyhow::Result<Daemon> {
         self.starts += 1;
         match &self.operator {
             Some(binary) => {
@@ -475,10 +534,28 @@ impl Env {
                 let stderr = std::fs::File::create(&log)
                     .with_context(|| format!("creating {}", log.display()))?;
                 let config = operator_config(tick);
-                let child = tokio::process::Command::new(binary)
-                    .arg("run")
-                    .arg("--listen")
-                    .arg(addr.to_string())
+                let mut command = tokio::process::Command::new(binary);
+                command.arg("run").arg("--listen").arg(addr.to_string());
+                if let Some(leader) = leader {
+                    command
+                        .arg("--leader-election")
+                        .arg(format!("--identity={}", leader.identity))
+                        .arg(format!("--lease-name={}", leader.lease_name))
+                        .arg(format!("--lease-namespace={}", leader.namespace))
+                        .arg(format!(
+                            "--lease-duration-seconds={}",
+                            leader.lease_duration.as_secs()
+                        ))
+                        .arg(format!(
+                            "--renew-deadline-seconds={}",
+                            leader.renew_deadline.as_secs()
+                        ))
+                        .arg(format!(
+                            "--retry-period-seconds={}",
+                            leader.retry_period.as_secs()
+                        ));
+                }
+                let child = command
                     .env("KUBECONFIG", &self.kubeconfig)
                     .env("REVIEWAPP_REGISTRY", &config.registry)
                     .env("REVIEWAPP_BUILD_NAMESPACE", &config.build_namespace)
@@ -505,10 +582,10 @@ impl Env {
                 let options = reviewapp_daemon::DaemonOptions {
                     concurrency: 8,
                     listen: "127.0.0.1:0".parse()?,
-                    leader: None,
+                    leader: leader.cloned(),
                     shutdown_grace: Duration::from_secs(20),
                     controller_name: "review-app-operator".into(),
-                    instance: Some("bench".into()),
+                    instance: Some(leader.map_or("bench".into(), |l| l.identity.clone())),
                     listener: None,
                 };
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -677,47 +754,9 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// Runs the whole benchmark at `options.apps` apps.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     let n = options.apps;
-    let emulator = Emulator::start().await.context("starting the emulator")?;
-    let handle = emulator.handle();
     let dir = std::env::temp_dir().join(format!("reviewapp-bench-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, emulator.kubeconfig_yaml())?;
-    let mut env = Env {
-        emulator,
-        kubeconfig,
-        logs: dir.clone(),
-        operator: options.operator.clone(),
-        starts: 0,
-    };
-    let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
-    // The operator's CRD: ReviewApp writes are validated, pruned and checked against its CEL
-    // rules, as on an API server.
-    handle
-        .create(serde_json::to_value(reviewapp_api::ReviewApp::crd())?)
-        .map_err(fail)?;
-    for ns in [APP_NS, BUILD_NS] {
-        handle
-            .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .map_err(fail)?;
-    }
-    handle
-        .create(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": TLS_SECRET, "namespace": "default"},
-            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
-        }))
-        .map_err(fail)?;
-    // The sample's env Secrets (`env.secrets`).
-    for name in ["secret-one", "secret-two"] {
-        handle
-            .create(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": APP_NS},
-                "data": {"SAMPLE": "c2FtcGxl"}
-            }))
-            .map_err(fail)?;
-    }
+    let mut env = Env::new(&dir, options.operator.clone()).await?;
+    let handle = env.emulator.handle();
     let recorder: Shared = Arc::default();
     let tasks = subscribe_all(&handle, &recorder)?;
     let apps: Vec<App> = (0..n).map(App::new).collect();

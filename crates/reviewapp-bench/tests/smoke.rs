@@ -25,3 +25,23 @@ async fn the_webhook_path_completes_for_three_pull_requests() {
     let table = reviewapp_bench::github::markdown(&report);
     assert!(table.contains("build Job created"), "{table}");
 }
+
+/// The failover driver completes with in-process replicas on short timings (no timing checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_driver_completes_a_tiny_run() {
+    let options = reviewapp_bench::FailoverOptions {
+        apps: 2,
+        operator: None,
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_secs(1),
+        retry_period: Duration::from_millis(200),
+        outage: Duration::from_secs(3),
+        runs: 1,
+        timeout: Duration::from_secs(30),
+    };
+    let report = reviewapp_bench::failover(&options).await.unwrap();
+    assert_eq!((report.kills.len(), report.outages.len()), (1, 1));
+    assert!(report.outages[0].old_leader_stopped.is_some());
+    let table = reviewapp_bench::failover_markdown(&report);
+    assert!(table.contains("standby reports leading"), "{table}");
+}

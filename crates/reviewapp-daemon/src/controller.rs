@@ -91,6 +91,7 @@ impl Controller {
     }
 
     /// Runs every watch and the tick until one of them ends (they do not, short of a bug).
+    /// Dropping the future stops them all.
     pub async fn run(
         &self,
         client: kube::Client,
@@ -98,40 +99,39 @@ impl Controller {
         ready: Readiness,
     ) {
         let config = Arc::new(self.handler.config().clone());
+        // Every task ends when this future is dropped (the set aborts them).
+        let mut tasks = tokio::task::JoinSet::new();
         // Child caches (what exists), for the effects layer. The Secret cache also holds the
         // Secrets apps load into their environment: one appearing or going reconciles the apps
         // that load it, so a MissingSecrets condition follows at once.
-        let live_tasks: Vec<_> = ChildKind::ALL
-            .iter()
-            .map(|kind| {
-                let cache = self.live.cache(*kind);
-                let handler = self.handler.clone();
-                let scheduler = self.scheduler.clone();
-                let stream = if *kind == ChildKind::Secret {
-                    let allowed = config.clone();
-                    watch_secrets(client.clone(), move |ns| allowed.namespace_allowed(ns)).boxed()
-                } else {
-                    watch_kind(client.clone(), *kind).boxed()
-                };
-                tokio::spawn(async move {
-                    futures::pin_mut!(stream);
-                    while let Some(event) = stream.next().await {
-                        for (namespace, name) in cache.apply(event) {
-                            for app in handler.apps_using_secret(&namespace, &name) {
-                                scheduler.submit(app, AppEvent::Reconcile);
-                            }
+        for kind in ChildKind::ALL {
+            let cache = self.live.cache(kind);
+            let handler = self.handler.clone();
+            let scheduler = self.scheduler.clone();
+            let stream = if kind == ChildKind::Secret {
+                let allowed = config.clone();
+                watch_secrets(client.clone(), move |ns| allowed.namespace_allowed(ns)).boxed()
+            } else {
+                watch_kind(client.clone(), kind).boxed()
+            };
+            tasks.spawn(async move {
+                futures::pin_mut!(stream);
+                while let Some(event) = stream.next().await {
+                    for (namespace, name) in cache.apply(event) {
+                        for app in handler.apps_using_secret(&namespace, &name) {
+                            scheduler.submit(app, AppEvent::Reconcile);
                         }
                     }
-                })
-            })
-            .collect();
+                }
+            });
+        }
 
         // The TLS source Secret: a renewal reconciles every app, which copies it again.
-        let tls_task = self.live.tls_source().map(|tls| {
+        if let Some(tls) = self.live.tls_source() {
             let stream = tls.watch(client.clone());
             let handler = self.handler.clone();
             let scheduler = self.scheduler.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 futures::pin_mut!(stream);
                 while let Some(event) = stream.next().await {
                     if tls.apply(event) {
@@ -141,8 +141,8 @@ impl Controller {
                         }
                     }
                 }
-            })
-        });
+            });
+        }
 
         // Build Jobs: the store the handler observes; a change reconciles the owner at once.
         let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
@@ -161,7 +161,7 @@ impl Controller {
             .reflect(jobs_writer);
         let jobs_scheduler = self.scheduler.clone();
         let jobs_handler = self.handler.clone();
-        let jobs_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             futures::pin_mut!(jobs_stream);
             while let Some(event) = jobs_stream.next().await {
                 match event {
@@ -207,7 +207,7 @@ impl Controller {
         let handler = self.handler.clone();
         let scheduler = self.scheduler.clone();
         let apps_ready = ready.clone();
-        let apps_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             futures::pin_mut!(app_stream);
             while let Some(event) = app_stream.next().await {
                 let event = match event {
@@ -242,7 +242,7 @@ impl Controller {
         let handler = self.handler.clone();
         let scheduler = self.scheduler.clone();
         let interval = Duration::from_secs(config.reconcile_interval_seconds);
-        let tick_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick fires at once; the initial list already covers it
@@ -255,12 +255,6 @@ impl Controller {
             }
         });
 
-        let _ = futures::future::select_all(
-            [apps_task, jobs_task, tick_task]
-                .into_iter()
-                .chain(live_tasks)
-                .chain(tls_task),
-        )
-        .await;
+        let _ = tasks.join_next().await;
     }
 }

@@ -2,7 +2,8 @@
 //! into ADD / MODIFY / DELETE, adds a RECONCILE tick, and handles each app's events one at a time
 //! (observe → [`transition`](reviewapp_state::transition) → [`render`](reviewapp_resources::render)
 //! → [`Effects`](reviewapp_effects::Effects)). Serves `/healthz`, `/readyz` and `/metrics`;
-//! competes for a Lease so that only one replica writes; shuts down gracefully.
+//! competes for a Lease so that only one replica writes, and stops writing by its own clock when
+//! it cannot renew it ([`leader`]); shuts down gracefully.
 
 mod build_jobs;
 pub mod classify;
@@ -22,12 +23,12 @@ use std::time::Duration;
 
 use kube::runtime::events::Reporter;
 use reviewapp_api::OperatorConfig;
-use reviewapp_effects::Effects;
+use reviewapp_effects::{Effects, WriteFence};
 
 pub use classify::{Classified, Classifier};
 pub use handler::{AppHandler, CONDITION_RECONCILE_FAILED, HandleError, Handled, Listener};
 pub use health::Readiness;
-pub use leader::LeaderOptions;
+pub use leader::{LeaderOptions, TimingError};
 pub use metrics::Metrics;
 pub use scheduler::{Backoff, Scheduler};
 
@@ -61,17 +62,19 @@ pub enum DaemonError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The Lease could not be set up.
+    /// The leader election timings cannot work.
     #[error("leader election: {0}")]
-    Election(#[from] kube_lease_manager::LeaseManagerError),
-    /// Another replica took the Lease: stop writing at once.
+    Election(#[from] TimingError),
+    /// The Lease was not renewed within the renew deadline, or another replica holds it: this
+    /// replica stopped writing.
     #[error("lost the leader lease")]
     LeadershipLost,
 }
 
 /// Runs the operator until `shutdown` completes (then finishes in-flight work) or leadership is
-/// lost (then returns [`DaemonError::LeadershipLost`] at once). Returns the bound health address
-/// through `on_listen` so tests can use port 0.
+/// lost (then returns [`DaemonError::LeadershipLost`] at once: nothing more is written, no
+/// handler starts, running ones are cancelled). Returns the bound health address through
+/// `on_listen` so tests can use port 0.
 pub async fn run(
     client: kube::Client,
     config: Arc<OperatorConfig>,
@@ -79,24 +82,47 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
+    if let Some(leader) = &options.leader {
+        leader.validate()?;
+    }
     let metrics = Arc::new(Metrics::new());
     let ready = Readiness::default();
+    // Without leader election this replica is the only writer; with it, it writes only while
+    // the election keeps the fence open.
+    let fence = match options.leader {
+        Some(_) => WriteFence::standby(),
+        None => WriteFence::open(),
+    };
     let (stop_health, health_stopped) = tokio::sync::watch::channel(false);
     let mut health_stopped = health_stopped;
-    let (addr, health) =
-        health::serve(options.listen, ready.clone(), metrics.clone(), async move {
+    let (addr, health) = health::serve(
+        options.listen,
+        ready.clone(),
+        fence.clone(),
+        metrics.clone(),
+        async move {
             let _ = health_stopped.wait_for(|stop| *stop).await;
-        })
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: options.listen,
-            source,
-        })?;
+        },
+    )
+    .await
+    .map_err(|source| DaemonError::Listen {
+        addr: options.listen,
+        source,
+    })?;
     on_listen(addr);
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     futures::pin_mut!(shutdown);
 
-    let result = run_leader(client, config, &options, metrics, ready, &mut shutdown).await;
+    let result = run_leader(
+        client,
+        config,
+        &options,
+        metrics,
+        ready,
+        fence,
+        &mut shutdown,
+    )
+    .await;
 
     let _ = stop_health.send(true);
     let _ = health.await;
@@ -109,11 +135,13 @@ async fn run_leader(
     options: &DaemonOptions,
     metrics: Arc<Metrics>,
     ready: Readiness,
+    fence: WriteFence,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> Result<(), DaemonError> {
-    let mut election = match &options.leader {
+    let election = match &options.leader {
         Some(leader) => {
-            let mut election = leader::Election::start(client.clone(), leader).await?;
+            let mut election =
+                leader::Election::start(client.clone(), leader.clone(), fence.clone())?;
             ready.set(true); // a standby is healthy and ready
             tracing::info!(lease = %leader.lease_name, identity = %leader.identity, "waiting to become the leader");
             tokio::select! {
@@ -138,7 +166,8 @@ async fn run_leader(
         controller: options.controller_name.clone(),
         instance: options.instance.clone(),
     };
-    let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone());
+    let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone())
+        .with_fence(fence.clone());
     let (controller, jobs_writer) = controller::Controller::new(
         config,
         effects,
@@ -146,26 +175,29 @@ async fn run_leader(
         options.concurrency,
         options.listener.clone(),
     );
-    let lost = async {
-        match election.as_mut() {
-            Some(election) => election.lost().await,
-            None => futures::future::pending().await,
-        }
-    };
+    // Dropping `controller.run` ends every watch and the tick.
     let result = tokio::select! {
         _ = controller.run(client, jobs_writer, ready.clone()) => Ok(()),
         _ = &mut *shutdown => {
             tracing::info!("shutting down: finishing in-flight handlers");
             Ok(())
         }
-        _ = lost => Err(DaemonError::LeadershipLost),
+        () = fence.lapsed() => Err(DaemonError::LeadershipLost),
     };
     ready.set(false);
-    if result.is_ok() {
-        controller.scheduler.shutdown(options.shutdown_grace).await;
-    }
-    if let Some(election) = election {
-        election.release().await;
+    match result {
+        Ok(()) => {
+            controller.scheduler.shutdown(options.shutdown_grace).await;
+            if let Some(election) = election {
+                election.release().await;
+            }
+        }
+        Err(_) => {
+            // Nothing may be written any more: start nothing, cancel what runs (their requests
+            // are fenced already), and give nothing back (the Lease is not ours to release).
+            drop(election);
+            controller.scheduler.shutdown(Duration::ZERO).await;
+        }
     }
     result
 }

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub writes_skipped: Counter,
     /// ReviewApps that do not deserialize.
     pub malformed: Counter,
+    /// 1 while this replica leads (set from its write fence at every scrape), 0 otherwise.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,7 @@ impl Metrics {
         let api_requests = Family::<ApiLabels, Counter>::default();
         let writes_skipped = Counter::default();
         let malformed = Counter::default();
+        let leader = Gauge::default();
         registry.register(
             "events",
             "ReviewApp events handled, by type",
@@ -154,6 +157,11 @@ impl Metrics {
             "ReviewApps that could not be deserialized",
             malformed.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica leads (holds the Lease within its renew deadline), 0 otherwise",
+            leader.clone(),
+        );
         Self {
             registry,
             events,
@@ -168,6 +176,7 @@ impl Metrics {
             api_requests,
             writes_skipped,
             malformed,
+            leader,
         }
     }
 

@@ -55,9 +55,14 @@ async fn probes_metrics_and_graceful_shutdown() {
     assert_eq!(get(addr, "/healthz").await.0, 200);
     let (code, body) = get(addr, "/readyz").await;
     assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("not ready (leader)"),
+        "the only replica leads: {body}"
+    );
     let (code, body) = get(addr, "/metrics").await;
     assert_eq!(code, 200);
     assert!(body.contains("application/openmetrics-text"), "{body}");
+    assert!(body.contains("\nreviewapp_leader 1\n"), "{body}");
     assert!(
         body.contains("# TYPE reviewapp_builds_started counter"),
         "{body}"

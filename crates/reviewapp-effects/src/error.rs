@@ -140,6 +140,15 @@ pub enum EffectsError {
         /// The object that changed.
         object: ObjectId,
     },
+    /// The request was not sent (or its answer not awaited): this replica stopped leading, its
+    /// [`WriteFence`](crate::WriteFence) lapsed.
+    #[error("{verb} of {object} not sent: this replica is no longer the leader")]
+    Fenced {
+        /// What was not sent.
+        verb: Verb,
+        /// On what.
+        object: ObjectId,
+    },
     /// A request or response body could not be (de)serialised.
     #[error("cannot serialise {object}: {message}")]
     Serialize {
@@ -158,7 +167,9 @@ impl EffectsError {
             EffectsError::Api { status, .. } => Some(*status),
             EffectsError::MissingSource { .. } => Some(404),
             EffectsError::Conflict { .. } => Some(409),
-            EffectsError::Transport { .. } | EffectsError::Serialize { .. } => None,
+            EffectsError::Transport { .. }
+            | EffectsError::Serialize { .. }
+            | EffectsError::Fenced { .. } => None,
         }
     }
 
@@ -168,7 +179,8 @@ impl EffectsError {
             EffectsError::Api { object, .. }
             | EffectsError::Transport { object, .. }
             | EffectsError::Conflict { object }
-            | EffectsError::Serialize { object, .. } => object.clone(),
+            | EffectsError::Serialize { object, .. }
+            | EffectsError::Fenced { object, .. } => object.clone(),
             EffectsError::MissingSource { namespace, name } => {
                 ObjectId::namespaced("Secret", namespace, name)
             }

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use crate::applied::{AppliedMemory, hash_label, live_version, manifest_hash};
 use crate::error::{EffectsError, ObjectId, Verb, redact};
+use crate::fence::WriteFence;
 use crate::retry::{self, RetryPolicy, has_status, is_already_exists};
 use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, Observer, SecretLookup};
 
@@ -31,6 +32,7 @@ pub struct Effects {
     pub(crate) recorder: Recorder,
     pub(crate) observer: Observer,
     pub(crate) retry: RetryPolicy,
+    pub(crate) fence: WriteFence,
     pub(crate) applied: Arc<AppliedMemory>,
 }
 
@@ -81,6 +83,7 @@ impl Effects {
             config,
             observer,
             retry: RetryPolicy::default(),
+            fence: WriteFence::open(),
             applied: Arc::default(),
         }
     }
@@ -89,6 +92,15 @@ impl Effects {
     #[must_use]
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// The same effects, sending nothing once `fence` lapsed: every request (applies, creates,
+    /// deletes, finalizer patches, status writes, Events) then fails with
+    /// [`EffectsError::Fenced`] instead. Without it the fence is open for good.
+    #[must_use]
+    pub fn with_fence(mut self, fence: WriteFence) -> Self {
+        self.fence = fence;
         self
     }
 
@@ -162,7 +174,15 @@ impl Effects {
             Action::CopySecret { source, target } => self.copy_secret(source, target, live).await,
             Action::Delete(child) => self.delete(child, live).await,
             Action::ReleaseJob(child) => self.release_job(child, live).await,
-            Action::Event(note) => Ok(self.event(app, note).await),
+            Action::Event(note) => match self.event(app, note).await {
+                // A lost Event never fails a plan, but a fenced one ends it: nothing after it
+                // may be sent either.
+                Outcome::EventFailed if !self.fence.is_open() => Err(EffectsError::Fenced {
+                    verb: Verb::Event,
+                    object: ObjectId::cluster("ReviewApp", &app.name_any()),
+                }),
+                outcome => Ok(outcome),
+            },
         }
     }
 
@@ -202,6 +222,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Apply,
             child.kind.kind(),
             || api.patch(&child.name, &params, &patch),
@@ -253,6 +274,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Create,
             child.kind.kind(),
             || api.create(&params, &object),
@@ -296,6 +318,7 @@ impl Effects {
                 let result = retry::send(
                     &self.retry,
                     self.observer.as_ref(),
+                    &self.fence,
                     Verb::Get,
                     "Secret",
                     || secrets.get(name),
@@ -368,6 +391,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Delete,
             child.kind.kind(),
             || api.delete(&child.name, &params),
@@ -406,6 +430,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Event,
             "Event",
             || self.recorder.publish(&event, &reference),
@@ -415,6 +440,10 @@ impl Effects {
             Ok(()) => {
                 debug!(app = %app.name_any(), reason = note.reason, "event recorded");
                 Outcome::Wrote
+            }
+            Err(err) if retry::is_fenced(&err) => {
+                debug!(app = %app.name_any(), reason = note.reason, "event not recorded: fenced");
+                Outcome::EventFailed
             }
             Err(err) => {
                 warn!(
@@ -454,6 +483,7 @@ pub(crate) fn from_kube(
     secrets: &[String],
 ) -> EffectsError {
     match err {
+        source if retry::is_fenced(&source) => EffectsError::Fenced { verb, object },
         kube::Error::Api(status) => EffectsError::Api {
             verb,
             object,

@@ -126,6 +126,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Get,
             job.kind.kind(),
             || api.get(&job.name),
@@ -161,6 +162,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Patch,
             &object.kind,
             || api.patch(name, &params, &patch),

@@ -7,6 +7,7 @@
 //! one shared `events.k8s.io/v1` recorder. Transient failures (409, 429, 5xx, timeouts) are
 //! retried with jittered exponential backoff. Nothing is written when the desired state already
 //! holds: the caller's [`LiveIndex`] says what exists, and applied manifests are remembered.
+//! Nothing at all is sent once the leader's [`WriteFence`] lapsed.
 
 use std::sync::Arc;
 
@@ -16,12 +17,14 @@ use reviewapp_resources::ChildRef;
 mod applied;
 mod error;
 mod executor;
+mod fence;
 mod finalizer;
 mod retry;
 mod status;
 
 pub use error::{EffectsError, ObjectId, Verb};
 pub use executor::{Effects, Report};
+pub use fence::{Fenced, WriteFence};
 pub use retry::RetryPolicy;
 
 /// What the daemon's watch caches know about one child object.

@@ -1,6 +1,7 @@
-//! One helper through which every API request goes: retries of transient failures (409
-//! Conflict, 429, 500, 502, 503, 504, connection errors and timeouts) with full-jitter
-//! exponential backoff, and one [`ApiObserver`] call per attempt.
+//! One helper through which every API request goes: the leader's [`WriteFence`] (nothing is
+//! sent, retried or awaited once it lapsed), retries of transient failures (409 Conflict, 429,
+//! 500, 502, 503, 504, connection errors and timeouts) with full-jitter exponential backoff, and
+//! one [`ApiObserver`] call per attempt.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rand::Rng;
 
 use crate::ApiObserver;
 use crate::error::Verb;
+use crate::fence::{Fenced, WriteFence};
 
 /// How transient failures are retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,17 @@ pub(crate) fn status_code(status: &Status) -> u16 {
     }
 }
 
+/// The error [`send`] returns for a request the fence stopped (see [`is_fenced`]).
+pub(crate) fn fenced() -> kube::Error {
+    kube::Error::Service(Box::new(Fenced))
+}
+
+/// Whether `err` is [`fenced`]'s: the request was not sent, or its answer not awaited, because
+/// this replica stopped leading.
+pub(crate) fn is_fenced(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Service(source) if source.is::<Fenced>())
+}
+
 /// Is `err` an error response with this HTTP status?
 pub(crate) fn has_status(err: &kube::Error, code: u16) -> bool {
     matches!(err, kube::Error::Api(status) if status_code(status) == code)
@@ -153,9 +166,14 @@ fn observed_code<T>(verb: Verb, result: &Result<T, kube::Error>) -> Option<u16> 
 
 /// Runs `request` until it succeeds, fails with a non-retryable error, or `policy.attempts`
 /// attempts were made; reports every attempt to `observer` as `(verb, kind, code)`.
+///
+/// `fence` is checked before every attempt, and watched while an attempt waits for its answer
+/// or for its retry backoff: once it lapsed nothing more is sent, and [`fenced`]'s error is
+/// returned (an attempt cut off while in flight is reported with no code).
 pub(crate) async fn send<T, F, Fut>(
     policy: &RetryPolicy,
     observer: &dyn ApiObserver,
+    fence: &WriteFence,
     verb: Verb,
     kind: &str,
     mut request: F,
@@ -167,7 +185,28 @@ where
     let attempts = policy.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let result = request().await;
+        if !fence.is_open() {
+            tracing::debug!(
+                verb = verb.as_str(),
+                kind,
+                "not sent: the write fence lapsed"
+            );
+            return Err(fenced());
+        }
+        let result = tokio::select! {
+            biased;
+            () = fence.lapsed() => None,
+            result = request() => Some(result),
+        };
+        let Some(result) = result else {
+            observer.request(verb.as_str(), kind, None);
+            tracing::debug!(
+                verb = verb.as_str(),
+                kind,
+                "answer not awaited: the write fence lapsed"
+            );
+            return Err(fenced());
+        };
         observer.request(verb.as_str(), kind, observed_code(verb, &result));
         match result {
             Err(err) if attempt < attempts && is_retryable(&err) => {
@@ -181,7 +220,11 @@ where
                     "transient API error, retrying"
                 );
                 if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        biased;
+                        () = fence.lapsed() => {}
+                        () = tokio::time::sleep(delay) => {}
+                    }
                 }
                 attempt += 1;
             }
@@ -237,5 +280,124 @@ mod tests {
         // A bare "404 page not found" (missing API path) still counts as 404.
         assert!(has_status(&api(404, "Failed to parse error data"), 404));
         assert!(has_status(&api(0, "NotFound"), 404));
+    }
+
+    /// Counts the attempts reported.
+    #[derive(Default)]
+    struct Count(std::sync::Mutex<Vec<Option<u16>>>);
+
+    impl ApiObserver for Count {
+        fn request(&self, _: &'static str, _: &str, code: Option<u16>) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(code);
+        }
+    }
+
+    impl Count {
+        fn codes(&self) -> Vec<Option<u16>> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+    }
+
+    fn lapsing_in(duration: Duration) -> WriteFence {
+        let fence = WriteFence::standby();
+        fence.extend_to(tokio::time::Instant::now() + duration);
+        fence
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_sent_through_a_closed_fence() {
+        let observer = Count::default();
+        let sent = std::sync::atomic::AtomicU32::new(0);
+        let result: Result<(), _> = send(
+            &RetryPolicy::default(),
+            &observer,
+            &WriteFence::standby(),
+            Verb::Apply,
+            "Deployment",
+            || {
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok(()) }
+            },
+        )
+        .await;
+        assert!(is_fenced(&result.unwrap_err()));
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(observer.codes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waiting_in_backoff_is_not_sent_after_the_deadline() {
+        // Every backoff is at least 1 s (the server's retryAfterSeconds); the fence lapses
+        // during the first one.
+        let policy = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(2),
+        };
+        let observer = Count::default();
+        let fence = lapsing_in(Duration::from_millis(500));
+        let started = tokio::time::Instant::now();
+        let result: Result<(), _> = send(
+            &policy,
+            &observer,
+            &fence,
+            Verb::Status,
+            "ReviewApp",
+            || async {
+                let status: Status = serde_json::from_value(serde_json::json!({
+                    "status": "Failure", "message": "slow down", "reason": "TooManyRequests",
+                    "code": 429, "details": {"retryAfterSeconds": 1},
+                }))
+                .unwrap_or_else(|_| Status::failure("slow down", "TooManyRequests").with_code(429));
+                Err(kube::Error::Api(status.boxed()))
+            },
+        )
+        .await;
+        assert!(is_fenced(&result.unwrap_err()));
+        assert_eq!(observer.codes(), vec![Some(429)], "one attempt, no retry");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(500),
+            "the backoff ends at the deadline"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_is_not_awaited_past_the_deadline() {
+        let observer = Count::default();
+        let fence = lapsing_in(Duration::from_secs(3));
+        let result: Result<(), _> = send(
+            &RetryPolicy::default(),
+            &observer,
+            &fence,
+            Verb::Patch,
+            "ReviewApp",
+            std::future::pending,
+        )
+        .await;
+        assert!(is_fenced(&result.unwrap_err()));
+        assert_eq!(observer.codes(), vec![None]);
+        assert!(!is_fenced(&api(500, "")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_fence_changes_nothing() {
+        let observer = Count::default();
+        let mut calls = 0;
+        let result = send(
+            &RetryPolicy::immediate(3),
+            &observer,
+            &WriteFence::open(),
+            Verb::Apply,
+            "Service",
+            || {
+                calls += 1;
+                let fail = calls < 3;
+                async move { if fail { Err(api(500, "")) } else { Ok(7) } }
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(observer.codes(), vec![Some(500), Some(500), Some(200)]);
     }
 }

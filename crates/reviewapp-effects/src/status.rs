@@ -44,6 +44,7 @@ impl Effects {
         let result = retry::send(
             &self.retry,
             self.observer.as_ref(),
+            &self.fence,
             Verb::Status,
             "ReviewApp",
             || api.patch_status(&name, &params, &patch),

@@ -330,14 +330,22 @@ fn needed() -> Needs {
         "Events on ReviewApps (kube::runtime::events::Recorder)",
     );
 
-    // Leader election: kube-lease-manager gets the Lease, creates it when missing, and takes,
-    // renews and releases it with patches.
+    // Leader election (reviewapp-daemon leader.rs): each try gets the Lease, creates it when
+    // missing, and takes, renews or releases it with a replace (PUT) at the resourceVersion read.
+    let leader = include_str!("../../reviewapp-daemon/src/leader.rs");
+    for call in [".get_opt(", ".create(", ".replace("] {
+        assert!(leader.contains(call), "leader.rs calls {call}");
+    }
+    assert!(
+        !leader.contains(".patch(") && !leader.contains(".delete("),
+        "leader.rs neither patches nor deletes the Lease"
+    );
     needs.add(
         "coordination.k8s.io",
         "leases",
-        &["create", "get", "patch"],
+        &["create", "get", "update"],
         &Scope::Namespace(operator_namespace()),
-        "leader election (reviewapp-daemon leader.rs, kube-lease-manager)",
+        "leader election (reviewapp-daemon leader.rs)",
     );
     needs
 }

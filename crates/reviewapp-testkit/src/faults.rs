@@ -178,6 +178,7 @@ mod tests {
             watch,
             status: 0,
             actor: None,
+            received: std::time::Instant::now(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -12,6 +12,7 @@ use crate::apply::{self, ApplyParams};
 use crate::faults::{Faults, RequestMatcher, Selection};
 use crate::fields::Scope;
 use crate::meta;
+use crate::outage::{Gate, Outage};
 use crate::resource::{self, ResourceKey};
 use crate::route;
 use crate::selector::Filter;
@@ -46,6 +47,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// The value of the [`ACTOR_HEADER`] request header, if sent.
     pub actor: Option<String>,
+    /// When the emulator received it (before any injected latency).
+    pub received: Instant,
 }
 
 impl RequestRecord {
@@ -60,6 +63,8 @@ pub(crate) struct Shared {
     world: Mutex<World>,
     faults: Mutex<Faults>,
     log: Mutex<VecDeque<RequestRecord>>,
+    /// The outage switch of the listener and every connection.
+    pub(crate) gate: Arc<Gate>,
 }
 
 impl Shared {
@@ -68,6 +73,7 @@ impl Shared {
             world: Mutex::new(world),
             faults: Mutex::new(Faults::new()),
             log: Mutex::new(VecDeque::new()),
+            gate: Arc::new(Gate::new()),
         }
     }
 
@@ -516,6 +522,25 @@ impl Handle {
     /// Delays every request by `latency` before it is handled (`Duration::ZERO`: none).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.faults().latency = latency;
+    }
+
+    /// Makes the API server unreachable, for every client, until [`Handle::end_outage`]:
+    /// [`Outage::Refuse`] as a stopped server (port closed, open connections and watches reset),
+    /// [`Outage::Hang`] as a network partition (requests and watches hang, then are reset when
+    /// the outage ends). Requests caught in it never reach the emulator and are not logged. The
+    /// handle keeps working meanwhile (the world goes on without the clients).
+    pub fn start_outage(&self, outage: Outage) {
+        self.shared.gate.set(Some(outage));
+    }
+
+    /// Ends an outage: the server accepts connections again on the same address.
+    pub fn end_outage(&self) {
+        self.shared.gate.set(None);
+    }
+
+    /// The current outage, if any.
+    pub fn outage(&self) -> Option<Outage> {
+        self.shared.gate.outage()
     }
 
     /// Ends every open watch stream now (events already sent are delivered first); clients

@@ -164,6 +164,11 @@
 //!   An immediate delete answers a `Status` with `status: Success`.
 //! - No protobuf, no table output, no HTTP/2, no `exec`/`logs`/`scale` or other subresources,
 //!   no `PUT` that creates.
+//! - Outages ([`Handle::start_outage`]) act on the TCP connections of the one emulated server:
+//!   a refusing outage closes the port and binds the same port again when it ends; a hanging one
+//!   never serves a request sent during it (a real partition may still deliver a delayed request
+//!   late, through TCP retransmission), and a connection that saw any outage is reset when it
+//!   ends. The handle and in-process subscriptions ([`Handle::subscribe`]) are not affected.
 
 mod admission;
 mod apply;
@@ -176,6 +181,7 @@ mod gc;
 mod handle;
 mod meta;
 mod openapi;
+mod outage;
 mod pages;
 mod patch;
 mod prune;
@@ -195,6 +201,7 @@ pub use faults::RequestMatcher;
 pub use handle::{
     ACTOR_HEADER, Handle, ObjectEvent, RequestRecord, Subscription, TESTKIT_MANAGER, object_path,
 };
+pub use outage::Outage;
 pub use patch::{JsonPatchError, json_patch, merge_patch};
 pub use resource::{ResourceKey, plural_of, split_api_version};
 pub use route::{Target, parse_path};

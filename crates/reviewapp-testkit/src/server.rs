@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::handle::{ACTOR_HEADER, Handle, RequestRecord, Shared};
+use crate::outage::GatedListener;
 use crate::route::{self, Query};
 use crate::status::ApiError;
 use crate::store::World;
@@ -111,6 +112,7 @@ impl Emulator {
         if let Some(rx) = job_changes {
             controllers.push(tokio::spawn(crate::ttl::run(Arc::downgrade(&shared), rx)));
         }
+        let listener = GatedListener::new(listener, shared.gate.clone())?;
         let router = Router::new()
             .fallback(serve_request)
             .with_state(shared.clone());
@@ -229,6 +231,7 @@ async fn bookmarks(shared: Weak<Shared>, every: Duration) {
 
 /// Every request: latency, fault injection, dispatch, log.
 async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let received = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
@@ -257,6 +260,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             .get(ACTOR_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        received,
     };
 
     let latency = shared.faults().latency;

@@ -39,11 +39,16 @@ pub fn config() -> OperatorConfig {
 pub use reviewapp_testkit::ACTOR_HEADER;
 
 fn operator_client(server: &Emulator) -> kube::Client {
+    client_as(server, "operator")
+}
+
+/// A client of `server` whose requests the emulator logs as `actor`'s.
+fn client_as(server: &Emulator, actor: &'static str) -> kube::Client {
     let mut config = kube::Config::new(server.url().parse().expect("emulator URL"));
     config.default_namespace = "default".into();
     config.headers.push((
         http::HeaderName::from_static(ACTOR_HEADER),
-        http::HeaderValue::from_static("operator"),
+        http::HeaderValue::from_static(actor),
     ));
     kube::Client::try_from(config).expect("operator client")
 }
@@ -193,6 +198,12 @@ impl World {
             |_| {},
         ));
         self.daemon = Some(Daemon { stop, task });
+    }
+
+    /// On the emulator, a client whose requests are logged as `actor`'s (one per replica when
+    /// several daemons run).
+    pub fn client_as(&self, actor: &'static str) -> Option<kube::Client> {
+        self._server.as_ref().map(|server| client_as(server, actor))
     }
 
     /// Stops the daemon gracefully and waits for it.

@@ -1,13 +1,16 @@
 //! `reviewapp-bench`: runs the real operator (`review-app-operator run`, a child process)
 //! against the in-process API emulator at each N and prints a markdown table. See the crate
-//! documentation for the phases, and docs/benchmarks.md for the results.
+//! documentation for the phases, and docs/benchmarks.md for the results. With `--failover`, it
+//! measures leader failover instead (two replicas; the leader killed, then API outages).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use reviewapp_bench::{BenchOptions, markdown, request_breakdown, run};
+use reviewapp_bench::{
+    BenchOptions, FailoverOptions, failover, failover_markdown, markdown, request_breakdown, run,
+};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +33,24 @@ struct Args {
     /// Longest wait for one phase to converge, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
+    /// Measure leader failover instead (the first of --apps apps, two replicas).
+    #[arg(long)]
+    failover: bool,
+    /// Failover: rounds of each kind (kill, outage).
+    #[arg(long, default_value_t = 3)]
+    failover_runs: usize,
+    /// Failover: seconds each API outage lasts (longer than the Lease).
+    #[arg(long, default_value_t = 20)]
+    outage_seconds: u64,
+    /// Failover: the replicas' --lease-duration-seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Failover: the replicas' --renew-deadline-seconds.
+    #[arg(long, default_value_t = 10)]
+    renew_deadline_seconds: u64,
+    /// Failover: the replicas' --retry-period-seconds.
+    #[arg(long, default_value_t = 2)]
+    retry_period_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +76,24 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if args.failover {
+        let options = FailoverOptions {
+            apps: args.apps.first().copied().unwrap_or(10),
+            operator,
+            lease_duration: Duration::from_secs(args.lease_duration_seconds),
+            renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+            retry_period: Duration::from_secs(args.retry_period_seconds),
+            outage: Duration::from_secs(args.outage_seconds),
+            runs: args.failover_runs.max(1),
+            timeout: Duration::from_secs(args.timeout_seconds),
+        };
+        eprintln!("measuring failover ...");
+        let report = runtime
+            .block_on(failover(&options))
+            .context("the failover benchmark")?;
+        print!("{}", failover_markdown(&report));
+        return Ok(());
+    }
     let mut reports = Vec::new();
     for n in args.apps {
         eprintln!("running N = {n} ...");

@@ -1,49 +1,78 @@
-//! kube-lease-manager (server-side apply without force, strategic merge patches) against the
-//! emulator.
+//! What leader election relies on: a Lease is created once (a second create is `409
+//! AlreadyExists`), replaced only at the resourceVersion it was read at (`409 Conflict`
+//! otherwise), and keeps its microsecond times as written.
 
-use std::time::Duration;
-
-use kube_lease_manager::LeaseManagerBuilder;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ObjectMeta, PostParams};
 
 use crate::common::start;
 
-#[tokio::test]
-async fn a_lease_is_acquired_held_and_taken_over_after_expiry() {
-    let (_emulator, client, handle) = start().await;
-    let build = |identity: &str| {
-        LeaseManagerBuilder::new(client.clone(), "review-app-operator")
-            .with_namespace("ops")
-            .with_identity(identity)
-            .with_duration(1)
-            .with_grace(1)
-            .build()
-    };
-    let first = build("first").await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_secs(5), first.changed())
-            .await
-            .unwrap()
-            .unwrap()
-    );
-    let lease = handle
-        .get("/apis/coordination.k8s.io/v1/namespaces/ops/leases/review-app-operator")
-        .unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "first");
+fn lease(holder: &str, renew: Timestamp) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some("review-app-operator".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            acquire_time: Some(MicroTime(renew)),
+            renew_time: Some(MicroTime(renew)),
+            lease_transitions: Some(0),
+            ..LeaseSpec::default()
+        }),
+    }
+}
 
-    // `first` stops renewing; once the lease expires `second` takes it over.
-    let second = build("second").await.unwrap();
-    let taken = tokio::time::timeout(Duration::from_secs(10), second.changed())
+#[tokio::test]
+async fn a_lease_is_created_once_and_replaced_with_optimistic_concurrency() {
+    let (_emulator, client, _handle) = start().await;
+    let api: Api<Lease> = Api::namespaced(client, "ops");
+    let renew: Timestamp = "2026-01-02T03:04:05.123456Z".parse().unwrap();
+    let created = api
+        .create(&PostParams::default(), &lease("first", renew))
         .await
-        .unwrap()
         .unwrap();
-    assert!(taken);
-    let lease = handle
-        .get("/apis/coordination.k8s.io/v1/namespaces/ops/leases/review-app-operator")
+    let err = api
+        .create(&PostParams::default(), &lease("second", renew))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"),
+        "{err:?}"
+    );
+
+    let read = api.get("review-app-operator").await.unwrap();
+    let spec = read.spec.clone().unwrap();
+    assert_eq!(spec.renew_time, Some(MicroTime(renew)), "microseconds kept");
+    assert_eq!(
+        read.metadata.resource_version,
+        created.metadata.resource_version
+    );
+
+    // Both replicas read the same version; only the first replace wins.
+    let mut mine = read.clone();
+    mine.spec.as_mut().unwrap().holder_identity = Some("second".into());
+    let mut theirs = read.clone();
+    theirs.spec.as_mut().unwrap().holder_identity = Some("third".into());
+    let won = api
+        .replace("review-app-operator", &PostParams::default(), &mine)
+        .await
         .unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "second");
-    second.release().await.unwrap();
-    let lease = handle
-        .get("/apis/coordination.k8s.io/v1/namespaces/ops/leases/review-app-operator")
-        .unwrap();
-    assert!(lease["spec"].get("holderIdentity").is_none());
+    assert_ne!(
+        won.metadata.resource_version,
+        read.metadata.resource_version
+    );
+    let err = api
+        .replace("review-app-operator", &PostParams::default(), &theirs)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"),
+        "{err:?}"
+    );
+    let now = api.get("review-app-operator").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("second"));
 }

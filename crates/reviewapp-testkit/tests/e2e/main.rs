@@ -10,6 +10,7 @@ mod faults;
 mod jobs;
 mod lease;
 mod log;
+mod outage;
 mod pages;
 mod patch;
 mod status;
