@@ -16,6 +16,9 @@ pub const CONDITION_IGNORED_KEYS: &str = "IgnoredKeys";
 /// Condition type: a Secret the app's environment loads (`envSecret`, `env.secrets`) does not
 /// exist in its namespace (`True`, naming it); the pods start once it exists.
 pub const CONDITION_MISSING_SECRETS: &str = "MissingSecrets";
+/// Condition type: the operator's last attempt to handle the app failed (`True`, with the error);
+/// the next attempt that succeeds removes it.
+pub const CONDITION_RECONCILE_FAILED: &str = "ReconcileFailed";
 
 /// Observed state of a `ReviewApp`. Written only by the operator, through the status subresource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -57,7 +60,8 @@ pub struct ReviewAppStatus {
     /// `metadata.generation` the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys` and `MissingSecrets` conditions.
+    /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys`, `MissingSecrets` and `ReconcileFailed`
+    /// conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
