@@ -1063,8 +1063,10 @@ fn identity_of_a_valid_spec_is_its_validated_names() {
 #[test]
 fn identity_follows_the_field_rules_whatever_else_is_wrong() {
     // The port is wrong and the namespace is outside the allow list: still identified.
-    let mut config = OperatorConfig::default();
-    config.allowed_namespaces = vec!["review-*".into()];
+    let config = OperatorConfig {
+        allowed_namespaces: vec!["review-*".into()],
+        ..OperatorConfig::default()
+    };
     let spec = with("/config/applicationPort", json!(0));
     assert!(validate(&spec, &config).is_err());
     let found = identity(&spec);

@@ -318,7 +318,6 @@ pub fn failed_rebuild() -> ReviewApp {
                 (false, "BuildFailed", &message),
                 (up, reason, &serving),
             ),
-            ..ReviewAppStatus::default()
         },
     )
 }
