@@ -10,13 +10,10 @@ use reviewapp_api::validate::{CopySource, DatabaseSpec, Source};
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 use serde::Serialize;
 
+use crate::child::ChildKind;
 use crate::db_copy::{self, SOURCE_PASSWORD};
 use crate::meta::{self, Component};
 
-/// `apiVersion` of the object.
-pub const API_VERSION: &str = "postgresql.cnpg.io/v1";
-/// `kind` of the object.
-pub const KIND: &str = "Cluster";
 /// The application database (and its owner) `initdb` creates.
 pub const APP_DATABASE: &str = "app";
 /// Name of the external cluster the copy is imported from.
@@ -27,14 +24,13 @@ pub const IMAGE_REPOSITORY: &str = "ghcr.io/cloudnative-pg/postgresql";
 /// A CloudNativePG `Cluster` (only the fields this operator sets).
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // `metadata` and `spec` say it all
 pub struct CnpgCluster {
     /// `postgresql.cnpg.io/v1`.
     pub api_version: String,
     /// `Cluster`.
     pub kind: String,
-    /// Metadata.
     pub metadata: ObjectMeta,
-    /// Spec.
     pub spec: CnpgClusterSpec,
 }
 
@@ -186,8 +182,8 @@ pub fn cluster(
     }
 
     CnpgCluster {
-        api_version: API_VERSION.to_string(),
-        kind: KIND.to_string(),
+        api_version: ChildKind::CnpgCluster.api_version(),
+        kind: ChildKind::CnpgCluster.kind().to_string(),
         metadata: meta::object_meta(
             app,
             names,
