@@ -3,16 +3,17 @@
 //! finalizer list is never overwritten: the teardown finalizer on the `ReviewApp`, and the
 //! build-outcome finalizer every build Job is created with, released here.
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use reviewapp_api::{BUILD_FINALIZER, FIELD_MANAGER, FINALIZER, ReviewApp};
 use reviewapp_resources::ChildRef;
 use serde_json::{Value, json};
 use tracing::debug;
 
 use crate::LiveIndex;
-use crate::error::{EffectsError, ObjectId, Verb};
-use crate::executor::{Effects, Outcome, child_api, from_kube, serde_message};
+use crate::api::{child_api, review_apps};
+use crate::error::{EffectsError, ObjectId, Verb, from_kube, serde_message};
+use crate::executor::{Effects, Outcome};
 use crate::retry::{self, has_status};
 
 /// The JSON patch adding [`FINALIZER`] to `finalizers`, or `None` when it is already there.
@@ -42,11 +43,6 @@ pub(crate) fn remove_patch(finalizers: &[String], finalizer: &str) -> Option<Val
         {"op": "test", "path": path, "value": finalizer},
         {"op": "remove", "path": path},
     ]))
-}
-
-/// The cluster-scoped `ReviewApp` API, untyped (any response body with metadata is accepted).
-pub(crate) fn review_apps(client: &Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &ApiResource::erase::<ReviewApp>(&()))
 }
 
 impl Effects {

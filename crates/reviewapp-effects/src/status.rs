@@ -7,9 +7,9 @@ use reviewapp_api::{FIELD_MANAGER, ReviewApp, ReviewAppStatus};
 use serde_json::json;
 use tracing::debug;
 
-use crate::error::{EffectsError, ObjectId, Verb};
-use crate::executor::{Effects, from_kube, serde_message};
-use crate::finalizer::review_apps;
+use crate::api::review_apps;
+use crate::error::{EffectsError, ObjectId, Verb, from_kube, serde_message};
+use crate::executor::Effects;
 use crate::retry::{self, has_status};
 
 impl Effects {

@@ -400,7 +400,6 @@ pub fn new_effects(api: &MockApi) -> (Effects, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
     let effects = Effects::new(
         api.client.clone(),
-        Arc::new(config()),
         Reporter {
             controller: "review-app-operator".into(),
             instance: Some("test-pod".into()),
