@@ -1,6 +1,6 @@
 //! KubeDB `kubedb.com/v1` `Postgres`.
 //!
-//! Field shapes (kubedb/apimachinery `apis/kubedb/v1`): `spec.version` names a
+//! Field shapes of KubeDB's `kubedb.com/v1` API: `spec.version` names a
 //! `PostgresVersion`; `spec.storage` is a PersistentVolumeClaimSpec; `spec.deletionPolicy`
 //! replaced v1alpha2's `terminationPolicy`; `spec.init.script` is a `ScriptSourceSpec`, which
 //! inlines a core `VolumeSource` (so `secret: {secretName, ...}` sits directly under `script`);

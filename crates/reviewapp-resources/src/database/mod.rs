@@ -84,9 +84,9 @@ pub fn database_name(backend: Backend) -> &'static str {
     }
 }
 
-/// The app's database variables (none without a database): `POSTGRES_HOSTNAME` (from the seed),
-/// then `POSTGRES_DATABASE`, `POSTGRES_USER` and `POSTGRES_PASSWORD`, the names the seed's apps
-/// read. The last two come from the credentials Secret's `username` and `password` keys and are
+/// The app's database variables (none without a database): `POSTGRES_HOSTNAME` (as the original
+/// operator set it), then `POSTGRES_DATABASE`, `POSTGRES_USER` and `POSTGRES_PASSWORD`, the names
+/// the original operator's apps read. The last two come from the credentials Secret's `username` and `password` keys and are
 /// optional: with an older KubeDB whose Secret has `POSTGRES_USER`/`POSTGRES_PASSWORD` keys
 /// instead, they are skipped and the `envFrom` of that Secret provides them.
 pub fn app_env(spec: &ValidatedSpec) -> Vec<EnvVar> {
