@@ -14,7 +14,7 @@ use crate::api::child_api;
 use crate::applied::{hash_label, live_version, manifest_hash};
 use crate::error::{EffectsError, ObjectId, Verb, from_kube, secret_values, serde_message};
 use crate::executor::{Effects, Outcome};
-use crate::retry::{self, has_status, is_already_exists};
+use crate::retry::{has_status, is_already_exists};
 use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, SecretLookup};
 
 impl Effects {
@@ -51,15 +51,11 @@ impl Effects {
             }
         }
         let patch = Patch::Apply(&object);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Apply,
-            child.kind.kind(),
-            || api.patch(&child.name, &params, &patch),
-        )
-        .await;
+        let result = self
+            .send(Verb::Apply, child.kind.kind(), || {
+                api.patch(&child.name, &params, &patch)
+            })
+            .await;
         match result {
             Ok(object) => {
                 self.applied.remember(
@@ -103,15 +99,11 @@ impl Effects {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PostParams::default()
         };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Create,
-            child.kind.kind(),
-            || api.create(&params, &object),
-        )
-        .await;
+        let result = self
+            .send(Verb::Create, child.kind.kind(), || {
+                api.create(&params, &object)
+            })
+            .await;
         match result {
             Ok(_) => {
                 trace_action("create", child, false);
@@ -188,15 +180,7 @@ impl Effects {
             SecretLookup::Unknown => {}
         }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Get,
-            "Secret",
-            || secrets.get(name),
-        )
-        .await;
+        let result = self.send(Verb::Get, "Secret", || secrets.get(name)).await;
         match result {
             Ok(secret) => Ok(Arc::new(secret)),
             Err(err) if has_status(&err, 404) => Err(missing()),
@@ -228,15 +212,11 @@ impl Effects {
         }
         let api = child_api(&self.client, child);
         let params = DeleteParams::background();
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Delete,
-            child.kind.kind(),
-            || api.delete(&child.name, &params),
-        )
-        .await;
+        let result = self
+            .send(Verb::Delete, child.kind.kind(), || {
+                api.delete(&child.name, &params)
+            })
+            .await;
         match result {
             Ok(_) => {}
             Err(err) if has_status(&err, 404) => {}

@@ -35,15 +35,11 @@ impl Effects {
             action: note.action.to_string(),
             secondary: None,
         };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Event,
-            "Event",
-            || self.recorder.publish(&event, &reference),
-        )
-        .await;
+        let result = self
+            .send(Verb::Event, "Event", || {
+                self.recorder.publish(&event, &reference)
+            })
+            .await;
         match result {
             Ok(()) => {
                 debug!(app = %app.name_any(), reason = note.reason, "event recorded");

@@ -2,6 +2,7 @@
 //! that does it (children, finalizers, Events; the status is written apart).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use kube::runtime::events::{Recorder, Reporter};
@@ -13,7 +14,7 @@ use tracing::debug;
 use crate::applied::AppliedMemory;
 use crate::error::{EffectsError, ObjectId, Verb, secret_values};
 use crate::fence::WriteFence;
-use crate::retry::RetryPolicy;
+use crate::retry::{self, RetryPolicy};
 use crate::{LiveIndex, Observer};
 
 /// Executes plans and writes statuses. Cheap to clone; one instance (one event recorder, one
@@ -91,6 +92,29 @@ impl Effects {
     pub fn with_fence(mut self, fence: WriteFence) -> Self {
         self.fence = fence;
         self
+    }
+
+    /// Sends one request through [`retry::send`] with these effects' retry policy, observer
+    /// and write fence.
+    pub(crate) async fn send<T, F, Fut>(
+        &self,
+        verb: Verb,
+        kind: &str,
+        request: F,
+    ) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        retry::send(
+            &self.retry,
+            self.observer.as_ref(),
+            &self.fence,
+            verb,
+            kind,
+            request,
+        )
+        .await
     }
 
     /// Number of children whose last applied manifest is remembered.

@@ -14,7 +14,7 @@ use crate::LiveIndex;
 use crate::api::{child_api, review_apps};
 use crate::error::{EffectsError, ObjectId, Verb, from_kube, serde_message};
 use crate::executor::{Effects, Outcome};
-use crate::retry::{self, has_status};
+use crate::retry::has_status;
 
 /// The JSON patch adding [`FINALIZER`] to `finalizers`, or `None` when it is already there.
 pub(crate) fn add_patch(finalizers: &[String]) -> Option<Value> {
@@ -119,15 +119,9 @@ impl Effects {
     /// The finalizers of `job` as the API server has them, `None` when it does not exist.
     async fn read_finalizers(&self, job: &ChildRef) -> Result<Option<Vec<String>>, EffectsError> {
         let api = child_api(&self.client, job);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Get,
-            job.kind.kind(),
-            || api.get(&job.name),
-        )
-        .await;
+        let result = self
+            .send(Verb::Get, job.kind.kind(), || api.get(&job.name))
+            .await;
         match result {
             Ok(object) => Ok(Some(object.metadata.finalizers.unwrap_or_default())),
             Err(err) if has_status(&err, 404) => Ok(None),
@@ -155,15 +149,11 @@ impl Effects {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Patch,
-            &object.kind,
-            || api.patch(name, &params, &patch),
-        )
-        .await;
+        let result = self
+            .send(Verb::Patch, &object.kind, || {
+                api.patch(name, &params, &patch)
+            })
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) if has_status(&err, 422) => Err(EffectsError::Conflict { object }),
