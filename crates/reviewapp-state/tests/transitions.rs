@@ -1,5 +1,9 @@
 //! The transition table: every status the operator can leave an app in × every event.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "the transition tables are data, one row per line"
+)]
 
 mod common;
 

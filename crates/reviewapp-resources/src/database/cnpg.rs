@@ -140,46 +140,10 @@ pub fn cluster(
         Some(configured_image.to_string())
     };
     let storage_class = config.database.storage_class_name.trim();
-
-    let mut import = None;
-    let mut external_clusters = Vec::new();
-    if let Some(CopySource::Parts {
-        host,
-        port,
-        database,
-        user,
-        password,
-    }) = &db.copy_from
-    {
-        let mut parameters = BTreeMap::new();
-        let mut literal = |key: &str, source: &Source| {
-            if let Source::Value(value) = source {
-                parameters.insert(key.to_string(), value.clone());
-            }
-        };
-        literal("host", host);
-        literal("user", user);
-        literal("dbname", database);
-        if let Some(port) = port {
-            parameters.insert("port".to_string(), port.to_string());
-        }
-        // Validation makes the database a literal for this backend; without one there is
-        // nothing to name in `databases`, so nothing is imported.
-        if let Source::Value(source_database) = database {
-            import = Some(CnpgImport {
-                type_: "microservice".to_string(),
-                databases: vec![source_database.clone()],
-                source: CnpgImportSource {
-                    external_cluster: SOURCE_CLUSTER.to_string(),
-                },
-            });
-            external_clusters.push(CnpgExternalCluster {
-                name: SOURCE_CLUSTER.to_string(),
-                connection_parameters: parameters,
-                password: db_copy::secret_key_ref(spec, SOURCE_PASSWORD, password),
-            });
-        }
-    }
+    let (import, external_clusters) = match &db.copy_from {
+        Some(copy) => import_from(spec, copy).unzip(),
+        None => (None, None),
+    };
 
     CnpgCluster {
         api_version: ChildKind::CnpgCluster.api_version(),
@@ -205,7 +169,49 @@ pub fn cluster(
                     import,
                 },
             },
-            external_clusters,
+            external_clusters: external_clusters.into_iter().collect(),
         },
     }
+}
+
+/// The logical import of `copy` and the external cluster it comes from. Validation makes host,
+/// database and user literals for this backend; without a literal database there is nothing to
+/// name in `databases`, so nothing is imported.
+fn import_from(
+    spec: &ValidatedSpec,
+    copy: &CopySource,
+) -> Option<(CnpgImport, CnpgExternalCluster)> {
+    let CopySource::Parts {
+        host,
+        port,
+        database: Source::Value(source_database),
+        user,
+        password,
+    } = copy
+    else {
+        return None;
+    };
+    let mut parameters = BTreeMap::new();
+    for (key, source) in [("host", host), ("user", user)] {
+        if let Source::Value(value) = source {
+            parameters.insert(key.to_string(), value.clone());
+        }
+    }
+    parameters.insert("dbname".to_string(), source_database.clone());
+    if let Some(port) = port {
+        parameters.insert("port".to_string(), port.to_string());
+    }
+    let import = CnpgImport {
+        type_: "microservice".to_string(),
+        databases: vec![source_database.clone()],
+        source: CnpgImportSource {
+            external_cluster: SOURCE_CLUSTER.to_string(),
+        },
+    };
+    let cluster = CnpgExternalCluster {
+        name: SOURCE_CLUSTER.to_string(),
+        connection_parameters: parameters,
+        password: db_copy::secret_key_ref(spec, SOURCE_PASSWORD, password),
+    };
+    Some((import, cluster))
 }
