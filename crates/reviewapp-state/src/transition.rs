@@ -112,6 +112,30 @@ struct Draft {
     events: Vec<EventNote>,
 }
 
+impl Draft {
+    /// Nothing to do yet, `status` as it is.
+    fn new(status: ReviewAppStatus) -> Self {
+        Self {
+            status,
+            intents: Vec::new(),
+            after_status: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The transition to `status`: the intents, then the Events.
+    fn finish(self, spec: ValidatedSpec) -> Transition {
+        let mut intents = self.intents;
+        intents.extend(self.events.into_iter().map(Intent::Event));
+        Transition {
+            status: self.status,
+            intents,
+            after_status: self.after_status,
+            spec: Some(spec),
+        }
+    }
+}
+
 /// ADD, RECONCILE and MODIFY of a changed spec: bring everything to the desired state.
 fn converge(
     current: ReviewAppStatus,
@@ -119,12 +143,7 @@ fn converge(
     observed: &Observed,
     context: &Context,
 ) -> Transition {
-    let mut draft = Draft {
-        status: current.clone(),
-        intents: Vec::new(),
-        after_status: Vec::new(),
-        events: Vec::new(),
-    };
+    let mut draft = Draft::new(current.clone());
     if !context.has_finalizer {
         draft.intents.push(Intent::AddFinalizer);
     }
@@ -149,19 +168,7 @@ fn converge(
         .intents
         .push(apply_children(&draft.status, &spec, context, spec_changed));
     report::report(&mut draft, &spec, observed, context);
-    let Draft {
-        status,
-        mut intents,
-        after_status,
-        events,
-    } = draft;
-    intents.extend(events.into_iter().map(Intent::Event));
-    Transition {
-        status,
-        intents,
-        after_status,
-        spec: Some(spec),
-    }
+    draft.finish(spec)
 }
 
 /// A spec that was invalid and is valid now: its message goes, and a Normal Event says so.

@@ -66,11 +66,16 @@ pub(super) fn apply_observation(
     observed: &Observed,
     context: &Context,
 ) {
+    let status = &draft.status;
     let awaited = Awaited {
-        job: (draft.status.build_job_name.clone())
+        job: status
+            .build_job_name
+            .clone()
             .unwrap_or_else(|| spec.names.build_job(&spec.commit)),
         commit: spec.commit.clone(),
-        image: (draft.status.image.clone())
+        image: status
+            .image
+            .clone()
             .unwrap_or_else(|| spec.names.image(&context.config.registry, &spec.commit)),
     };
     let job = observed.job;
