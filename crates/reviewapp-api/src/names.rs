@@ -214,7 +214,8 @@ mod tests {
         assert_eq!(names.app.len(), MAX_LABEL);
         assert!(names.app.ends_with("-12345"), "{}", names.app);
         assert!(names.database.len() <= MAX_DB_NAME && names.database.ends_with("-12345--db"));
-        // A PR number too long for the seed's slice arithmetic (it crashed) still gives a label.
+        // A PR number too long for the original operator's slice arithmetic (it crashed) still
+        // gives a label.
         let huge_pr = "9".repeat(70);
         assert!(is_dns_label(&AppNames::new("repo", &huge_pr).app));
     }

@@ -166,8 +166,7 @@ async fn run_leader(
         controller: options.controller_name.clone(),
         instance: options.instance.clone(),
     };
-    let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone())
-        .with_fence(fence.clone());
+    let effects = Effects::new(client.clone(), reporter, metrics.clone()).with_fence(fence.clone());
     let (controller, jobs_writer) = controller::Controller::new(
         config,
         effects,

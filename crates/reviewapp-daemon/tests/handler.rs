@@ -69,8 +69,8 @@ fn handler_for(
         controller: "review-app-operator".into(),
         instance: Some("test".into()),
     };
-    let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
-        .with_retry(RetryPolicy::immediate(1));
+    let effects =
+        Effects::new(client, reporter, metrics.clone()).with_retry(RetryPolicy::immediate(1));
     let (store, jobs) = reflector::store::<Job>();
     let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
         .with_listener(listener);

@@ -174,7 +174,7 @@ fn env_and_env_from_follow_the_seed_order_and_are_shared_with_the_migration() {
     );
     assert_eq!(
         main.env, migrate.env,
-        "the seed test: init container and container share env"
+        "the original operator's test: init container and container share env"
     );
     assert_eq!(main.env_from, migrate.env_from, "... and envFrom");
     assert_eq!(main.image, migrate.image, "... and image");
