@@ -21,7 +21,7 @@ crd:
 plan file="dev/samples/reviewapp.yaml" *args="":
     cargo run -q -p review-app-operator -- plan -f {{file}} {{args}}
 
-# Build the operator image with docker (the Dockerfile at the repository root).
+# Build the operator image with docker (the Dockerfile at the repository root; the operator without the `demo` feature).
 [positional-arguments]
 image tag="review-app-operator:dev":
     docker build --tag "$1" .
