@@ -19,7 +19,9 @@ use anyhow::{Context, bail};
 use reviewapp_daemon::LeaderOptions;
 use reviewapp_testkit::Outage;
 
-use crate::{App, Daemon, Env, Process, SHA1};
+use crate::SHA1;
+use crate::operator::{Daemon, Env, Process, api_error};
+use crate::workload::App;
 
 /// How to run the failover benchmark.
 #[derive(Clone, Debug)]
@@ -187,9 +189,10 @@ pub async fn failover(options: &FailoverOptions) -> anyhow::Result<FailoverRepor
 
 async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let handle = env.emulator.handle();
-    let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
     for i in 0..options.apps {
-        handle.apply(App::new(i).manifest(SHA1)?).map_err(fail)?;
+        handle
+            .apply(App::new(i).manifest(SHA1)?)
+            .map_err(api_error)?;
     }
     let apps = options.apps as u64;
     let timeout = options.timeout;

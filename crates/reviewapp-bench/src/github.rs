@@ -14,7 +14,7 @@ use reviewapp_github::signature::sign;
 use reviewapp_github::{Auth, GithubConfig, Metrics, OctocrabGitHub, Options, Secret};
 use reviewapp_testkit::{Emulator, Subscription};
 
-use crate::Latency;
+use crate::report::Latency;
 
 const TOKEN: &str = "ghp_bench";
 const SECRET: &str = "bench-secret";
