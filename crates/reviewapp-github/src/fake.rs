@@ -28,25 +28,23 @@ use base64::Engine;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
-/// One deployment status posted.
+/// One deployment status posted (the fields of the request the component sets).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub struct FakeStatus {
-    /// `state`.
     pub state: String,
-    /// `environment_url`.
     pub environment_url: Option<String>,
-    /// `description`.
     pub description: String,
 }
 
 /// One deployment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FakeDeployment {
-    /// Its id.
+    /// The id the fake gave it.
     pub id: u64,
     /// `ref` (the SHA).
     pub sha: String,
-    /// `environment`.
+    /// The environment it deploys to.
     pub environment: String,
     /// The whole request body.
     pub request: Value,
@@ -321,6 +319,7 @@ fn authorized(w: &World, headers: &HeaderMap, segs: &[&str]) -> bool {
     bearer == w.token || w.installation_tokens.iter().any(|t| t == bearer)
 }
 
+/// Answers one authorized request about a visible repository.
 fn route(
     w: &mut World,
     method: &Method,
@@ -330,19 +329,7 @@ fn route(
 ) -> Response {
     let json_body = || serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
     match (method.as_str(), segs) {
-        ("POST", ["app", "installations", id, "access_tokens"]) => {
-            w.next_id += 1;
-            let token = format!("ghs_installation_{id}_{}", w.next_id);
-            w.installation_tokens.push(token.clone());
-            answer(
-                StatusCode::CREATED,
-                json!({"token": token, "expires_at": "2099-01-01T00:00:00Z",
-                       "permissions": {"contents": "read", "pull_requests": "read",
-                                       "deployments": "write", "administration": "write",
-                                       "metadata": "read"},
-                       "repository_selection": "all"}),
-            )
-        }
+        ("POST", ["app", "installations", id, "access_tokens"]) => installation_token(w, id),
         ("GET", ["repos", _, _, "installation"]) => {
             answer(StatusCode::OK, json!({"id": 7, "app_id": 1}))
         }
@@ -355,30 +342,12 @@ fn route(
             found.map_or_else(not_found, |pr| answer(StatusCode::OK, pr))
         }
         ("GET", ["repos", owner, repo, "contents", path @ ..]) => {
-            let path = path.join("/");
             let git_ref = query.get("ref").cloned().unwrap_or_default();
-            let found = w
-                .repos
+            let path = path.join("/");
+            w.repos
                 .get(&key(owner, repo))
-                .and_then(|r| r.files.get(&(git_ref, path.clone())).cloned());
-            match found {
-                Some(content) => {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
-                    // GitHub wraps base64 at 60 characters.
-                    let wrapped: Vec<String> = encoded
-                        .as_bytes()
-                        .chunks(60)
-                        .map(|c| String::from_utf8_lossy(c).into_owned())
-                        .collect();
-                    answer(
-                        StatusCode::OK,
-                        json!({"type": "file", "encoding": "base64", "size": content.len(),
-                               "name": path.rsplit('/').next(), "path": path,
-                               "content": wrapped.join("\n") + "\n"}),
-                    )
-                }
-                None => not_found(),
-            }
+                .and_then(|r| r.files.get(&(git_ref, path.clone())))
+                .map_or_else(not_found, |content| file_content(&path, content))
         }
         ("GET", ["repos", _, _, "tarball", sha]) => (
             StatusCode::OK,
@@ -386,115 +355,174 @@ fn route(
             format!("tarball of {sha}"),
         )
             .into_response(),
-        ("GET", ["repos", owner, repo, "deployments"]) => {
-            let list: Vec<Value> = w
-                .repos
-                .get(&key(owner, repo))
-                .map(|r| {
-                    r.deployments
-                        .iter()
-                        .rev()
-                        .filter(|d| query.get("sha").is_none_or(|s| *s == d.sha))
-                        .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
-                        .map(|d| json!({"id": d.id, "sha": d.sha, "ref": d.sha, "environment": d.environment}))
-                        .collect()
-                })
-                .unwrap_or_default();
-            answer(StatusCode::OK, Value::Array(list))
-        }
+        ("GET", ["repos", owner, repo, "deployments"]) => list_deployments(w, owner, repo, query),
         ("POST", ["repos", owner, repo, "deployments"]) => {
-            let request = json_body();
-            let (Some(sha), Some(environment)) =
-                (request["ref"].as_str(), request["environment"].as_str())
-            else {
-                return answer(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"message": "Validation Failed"}),
-                );
-            };
-            w.next_id += 1;
-            let id = w.next_id;
-            let deployment = FakeDeployment {
-                id,
-                sha: sha.to_string(),
-                environment: environment.to_string(),
-                request: request.clone(),
-                statuses: Vec::new(),
-            };
-            let repo = w.repos.entry(key(owner, repo)).or_default();
-            repo.environments.insert(environment.to_string(), ());
-            repo.deployments.push(deployment);
-            answer(
-                StatusCode::CREATED,
-                json!({"id": id, "sha": sha, "ref": sha, "environment": environment}),
-            )
+            create_deployment(w, owner, repo, &json_body())
         }
         ("POST", ["repos", owner, repo, "deployments", id, "statuses"]) => {
-            let request = json_body();
             let id: u64 = id.parse().unwrap_or_default();
-            let Some(deployment) = w
-                .repos
-                .get_mut(&key(owner, repo))
-                .and_then(|r| r.deployments.iter_mut().find(|d| d.id == id))
-            else {
-                return not_found();
-            };
-            let Some(state) = request["state"].as_str() else {
-                return answer(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"message": "Validation Failed"}),
-                );
-            };
-            let line = format!(
-                "{} {} {} {state}",
-                key(owner, repo),
-                deployment.sha.get(..7).unwrap_or(&deployment.sha),
-                deployment.environment
-            );
-            deployment.statuses.push(FakeStatus {
-                state: state.to_string(),
-                environment_url: request["environment_url"].as_str().map(str::to_string),
-                description: request["description"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-            let status_id = id * 100 + deployment.statuses.len() as u64;
-            w.status_log.push(line);
-            answer(
-                StatusCode::CREATED,
-                json!({"id": status_id, "state": state}),
-            )
+            create_status(w, owner, repo, id, &json_body())
         }
         ("GET", ["repos", owner, repo, "deployments", id, "statuses"]) => {
             let id: u64 = id.parse().unwrap_or_default();
-            let statuses: Vec<Value> = w
-                .repos
-                .get(&key(owner, repo))
-                .and_then(|r| r.deployments.iter().find(|d| d.id == id))
-                .map(|d| {
-                    d.statuses
-                        .iter()
-                        .rev()
-                        .map(|s| json!({"state": s.state}))
-                        .collect()
-                })
-                .unwrap_or_default();
-            answer(StatusCode::OK, Value::Array(statuses))
+            list_statuses(w, owner, repo, id)
         }
         ("DELETE", ["repos", owner, repo, "environments", name]) => {
-            let Some(repo) = w.repos.get_mut(&key(owner, repo)) else {
-                return not_found();
-            };
-            if repo.environments.remove(*name).is_none() {
-                return not_found();
-            }
-            repo.deployments.retain(|d| d.environment != *name);
-            repo.deleted_environments.push(name.to_string());
-            StatusCode::NO_CONTENT.into_response()
+            delete_environment(w, owner, repo, name)
         }
         _ => not_found(),
     }
+}
+
+/// `POST /app/installations/{id}/access_tokens`: a new installation token, accepted from now on.
+fn installation_token(w: &mut World, id: &str) -> Response {
+    w.next_id += 1;
+    let token = format!("ghs_installation_{id}_{}", w.next_id);
+    w.installation_tokens.push(token.clone());
+    answer(
+        StatusCode::CREATED,
+        json!({"token": token, "expires_at": "2099-01-01T00:00:00Z",
+               "permissions": {"contents": "read", "pull_requests": "read",
+                               "deployments": "write", "administration": "write",
+                               "metadata": "read"},
+               "repository_selection": "all"}),
+    )
+}
+
+/// A file as `GET .../contents/{path}` answers it: base64, wrapped at 60 characters as GitHub
+/// does.
+fn file_content(path: &str, content: &[u8]) -> Response {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    answer(
+        StatusCode::OK,
+        json!({"type": "file", "encoding": "base64", "size": content.len(),
+               "name": path.rsplit('/').next(), "path": path,
+               "content": wrapped.join("\n") + "\n"}),
+    )
+}
+
+/// `GET .../deployments`: newest first, filtered by `sha` and `environment`.
+fn list_deployments(
+    w: &World,
+    owner: &str,
+    repo: &str,
+    query: &BTreeMap<String, String>,
+) -> Response {
+    let list: Vec<Value> = w
+        .repos
+        .get(&key(owner, repo))
+        .map(|r| {
+            r.deployments
+                .iter()
+                .rev()
+                .filter(|d| query.get("sha").is_none_or(|s| *s == d.sha))
+                .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
+                .map(|d| json!({"id": d.id, "sha": d.sha, "ref": d.sha, "environment": d.environment}))
+                .collect()
+        })
+        .unwrap_or_default();
+    answer(StatusCode::OK, Value::Array(list))
+}
+
+fn validation_failed() -> Response {
+    answer(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"message": "Validation Failed"}),
+    )
+}
+
+/// `POST .../deployments` (`ref` and `environment` required): the deployment and its
+/// environment.
+fn create_deployment(w: &mut World, owner: &str, repo: &str, request: &Value) -> Response {
+    let (Some(sha), Some(environment)) = (request["ref"].as_str(), request["environment"].as_str())
+    else {
+        return validation_failed();
+    };
+    w.next_id += 1;
+    let id = w.next_id;
+    let deployment = FakeDeployment {
+        id,
+        sha: sha.to_string(),
+        environment: environment.to_string(),
+        request: request.clone(),
+        statuses: Vec::new(),
+    };
+    let repo = w.repos.entry(key(owner, repo)).or_default();
+    repo.environments.insert(environment.to_string(), ());
+    repo.deployments.push(deployment);
+    answer(
+        StatusCode::CREATED,
+        json!({"id": id, "sha": sha, "ref": sha, "environment": environment}),
+    )
+}
+
+/// `POST .../deployments/{id}/statuses` (`state` required), also written to the status log.
+fn create_status(w: &mut World, owner: &str, repo: &str, id: u64, request: &Value) -> Response {
+    let Some(deployment) = w
+        .repos
+        .get_mut(&key(owner, repo))
+        .and_then(|r| r.deployments.iter_mut().find(|d| d.id == id))
+    else {
+        return not_found();
+    };
+    let Some(state) = request["state"].as_str() else {
+        return validation_failed();
+    };
+    let line = format!(
+        "{} {} {} {state}",
+        key(owner, repo),
+        deployment.sha.get(..7).unwrap_or(&deployment.sha),
+        deployment.environment
+    );
+    deployment.statuses.push(FakeStatus {
+        state: state.to_string(),
+        environment_url: request["environment_url"].as_str().map(str::to_string),
+        description: request["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    });
+    let status_id = id * 100 + deployment.statuses.len() as u64;
+    w.status_log.push(line);
+    answer(
+        StatusCode::CREATED,
+        json!({"id": status_id, "state": state}),
+    )
+}
+
+/// `GET .../deployments/{id}/statuses`: newest first.
+fn list_statuses(w: &World, owner: &str, repo: &str, id: u64) -> Response {
+    let statuses: Vec<Value> = w
+        .repos
+        .get(&key(owner, repo))
+        .and_then(|r| r.deployments.iter().find(|d| d.id == id))
+        .map(|d| {
+            d.statuses
+                .iter()
+                .rev()
+                .map(|s| json!({"state": s.state}))
+                .collect()
+        })
+        .unwrap_or_default();
+    answer(StatusCode::OK, Value::Array(statuses))
+}
+
+/// `DELETE .../environments/{name}`: the environment and its deployments.
+fn delete_environment(w: &mut World, owner: &str, repo: &str, name: &str) -> Response {
+    let Some(repo) = w.repos.get_mut(&key(owner, repo)) else {
+        return not_found();
+    };
+    if repo.environments.remove(name).is_none() {
+        return not_found();
+    }
+    repo.deployments.retain(|d| d.environment != name);
+    repo.deleted_environments.push(name.to_string());
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// A pull request object as the API returns it (and as a webhook payload carries it).
