@@ -25,11 +25,7 @@ const DEPLOYMENT: &str = "test-review-app-678";
 
 /// Runs the demo; prints to stdout.
 pub fn run() -> anyhow::Result<std::process::ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(demo())?;
+    crate::runtime()?.block_on(demo())?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -85,6 +85,21 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// The multi-threaded tokio runtime the commands run on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// A Kubernetes client from the in-cluster config, `KUBECONFIG` or `~/.kube/config`.
+async fn kube_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")
+}
+
 /// Runs the demo against the in-process API emulator.
 #[cfg(feature = "demo")]
 fn demo() -> anyhow::Result<std::process::ExitCode> {
