@@ -17,7 +17,7 @@ fmt:
 crd:
     cargo run -q -p review-app-operator -- crd > deploy/crd.yaml
 
-# Print what the operator would apply for a ReviewApp file (default: the seed's sample).
+# Print what the operator would apply for a ReviewApp file (default: the original operator's sample).
 plan file="dev/samples/reviewapp.yaml" *args="":
     cargo run -q -p review-app-operator -- plan -f {{file}} {{args}}
 

@@ -43,7 +43,7 @@ fn crd_is_a_v1_cluster_scoped_definition_with_status() {
 }
 
 #[test]
-fn plan_of_the_seed_sample_prints_every_child() {
+fn plan_of_the_sample_prints_every_child() {
     let output = run(&["plan", "-f", "dev/samples/reviewapp.yaml"]);
     let text = stdout(&output);
     assert!(
@@ -90,10 +90,10 @@ fn plan_of_the_seed_sample_prints_every_child() {
 fn plan_after_a_successful_build_deploys_one_replica() {
     let dir = tempdir();
     let app = dir.join("built.yaml");
-    let seed = std::fs::read_to_string(root().join("dev/samples/reviewapp.yaml")).unwrap();
+    let sample = std::fs::read_to_string(root().join("dev/samples/reviewapp.yaml")).unwrap();
     let status = "status:\n  appStatus: building\n  buildStatus: building\n  buildJobName: test-review-app-678--c8c9aa334a\n  \
                   buildCommit: c8c9aa334a76677aa0be4ec0ebb08484367f952d\n  image: test-review-app-678:c8c9aa334a\n";
-    std::fs::write(&app, seed.replace("status: {}\n", status)).unwrap();
+    std::fs::write(&app, sample.replace("status: {}\n", status)).unwrap();
     let output = run(&[
         "plan",
         "-f",

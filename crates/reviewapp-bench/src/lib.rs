@@ -45,8 +45,9 @@ pub use workload::run;
 pub const APP_NS: &str = "test-review-app";
 /// Where build Jobs run.
 pub const BUILD_NS: &str = "review-build";
-/// The sample's commit, and the commit every app is pushed to.
+/// The sample's commit.
 const SHA1: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
+/// The commit every app is pushed to.
 const SHA2: &str = "5ce6e4a15e2a09fe113aba79263104835bd676c2";
 const SAMPLE: &str = include_str!("../../../dev/samples/reviewapp.yaml");
 const GROUP: &str = "reviewtron.k8s.revelry.co";
