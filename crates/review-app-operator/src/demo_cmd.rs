@@ -175,17 +175,11 @@ impl Demo {
             .await?;
         self.wait_status("the first build starts", ("building", "building"))
             .await?;
-        let image = "registry.local/review/test-review-app-678:c8c9aa334a";
-        let deployed = self
-            .finish_build("test-review-app-678--c8c9aa334a", image)
-            .await?;
-        self.timeline.note(&format!(
-            "Deployment {APP_NS}/{DEPLOYMENT} runs {image} at 1 replica, {:.1} ms after the build finished",
-            ms(deployed)
-        ));
-        self.wait_status("status deployed/success", ("deployed", "success"))
-            .await?;
-        Ok(deployed)
+        self.build_and_deploy(
+            "c8c9aa334a",
+            &format!("Deployment {APP_NS}/{DEPLOYMENT} runs"),
+        )
+        .await
     }
 
     /// Pushes a new commit and lets its build succeed; how long the redeploy took.
@@ -198,32 +192,32 @@ impl Demo {
             .await?;
         self.wait_status("the new build starts", ("deployed", "building"))
             .await?;
-        self.timeline.note(
-            "the old version keeps serving: registry.local/review/test-review-app-678:c8c9aa334a",
-        );
-        let image = "registry.local/review/test-review-app-678:5ce6e4a15e";
-        let deployed = self
-            .finish_build("test-review-app-678--5ce6e4a15e", image)
-            .await?;
         self.timeline.note(&format!(
-            "Deployment runs {image}, {:.1} ms after the build finished",
+            "the old version keeps serving: {}",
+            image_of("c8c9aa334a")
+        ));
+        self.build_and_deploy("5ce6e4a15e", "Deployment runs").await
+    }
+
+    /// Lets the build Job of commit `short` succeed, waits until the Deployment runs its
+    /// image (noted after `deployment`) and the status says so; how long the deploy took.
+    async fn build_and_deploy(&self, short: &str, deployment: &str) -> anyhow::Result<Duration> {
+        let job = format!("{DEPLOYMENT}--{short}");
+        let image = image_of(short);
+        self.timeline.step(&format!("build Job {job} succeeds"));
+        let built = Instant::now();
+        self.handle
+            .set_job_succeeded(&self.build_namespace, &job)
+            .map_err(|e| anyhow::anyhow!("finishing build Job {job}: {e}"))?;
+        wait_for("the built image is deployed", || self.runs(&image)).await?;
+        let deployed = built.elapsed();
+        self.timeline.note(&format!(
+            "{deployment} {image} at 1 replica, {:.1} ms after the build finished",
             ms(deployed)
         ));
         self.wait_status("status deployed/success", ("deployed", "success"))
             .await?;
         Ok(deployed)
-    }
-
-    /// Lets build Job `job` succeed and waits until the Deployment runs `image`; how long
-    /// that took.
-    async fn finish_build(&self, job: &str, image: &str) -> anyhow::Result<Duration> {
-        self.timeline.step(&format!("build Job {job} succeeds"));
-        let built = Instant::now();
-        self.handle
-            .set_job_succeeded(&self.build_namespace, job)
-            .map_err(|e| anyhow::anyhow!("finishing build Job {job}: {e}"))?;
-        wait_for("the built image is deployed", || self.runs(image)).await?;
-        Ok(built.elapsed())
     }
 
     /// Deletes the app and waits until it is gone; the objects left with its labels.
@@ -284,6 +278,11 @@ impl Demo {
             .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
         spec.replicas == Some(1) && running.as_deref() == Some(image)
     }
+}
+
+/// The image built from commit `short` (10 hex digits) of the sample.
+fn image_of(short: &str) -> String {
+    format!("registry.local/review/{DEPLOYMENT}:{short}")
 }
 
 /// Polls `check` every 5 ms; fails naming `what` after 20 s.

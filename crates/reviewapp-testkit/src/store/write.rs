@@ -65,18 +65,7 @@ impl World {
         let (mut body, name) = self.new_object(res, ns, body, keep_status)?;
         let part = if keep_status { Part::Whole } else { Part::Main };
         let (warnings, crd_versions) = self.admit(res, &name, None, &mut body, part, validation)?;
-        let mut entries = match ownership {
-            Ownership::Update(manager) => {
-                let mut entries = Vec::new();
-                let changed = fields::changed(None, &body, Scope::Main);
-                let api_version = meta::api_version(&body).to_string();
-                fields::record_update(&mut entries, manager, Scope::Main, &changed, &api_version);
-                entries
-            }
-            Ownership::Apply(entries) => entries,
-        };
-        fields::settle(&mut entries, &body, &[]);
-        fields::write(&mut body, &entries);
+        record_ownership(&mut body, None, ownership, Scope::Main);
         self.kinds
             .insert(res.clone(), meta::kind(&body).to_string());
         if !dry_run {
@@ -192,7 +181,7 @@ impl World {
                 meta.insert("generation".into(), json!(generation + 1));
             }
         }
-        record_ownership(&mut new, &old, ownership, scope);
+        record_ownership(&mut new, Some(&old), ownership, scope);
         if new != old && !dry_run {
             self.replace(res, ns, name, &mut new, old, crd_versions);
         }
@@ -335,14 +324,14 @@ fn keep_server_fields(candidate: Value, old: &Value, scope: Scope) -> Value {
     new
 }
 
-/// Writes the field ownership of `new` (replacing `old`): an update's manager owns what it
-/// changed; an apply's entries are given.
-fn record_ownership(new: &mut Value, old: &Value, ownership: Ownership<'_>, scope: Scope) {
-    let previous = fields::read(old);
+/// Writes the field ownership of `new` (replacing `old`, or created): an update's manager owns
+/// what it changed; an apply's entries are given.
+fn record_ownership(new: &mut Value, old: Option<&Value>, ownership: Ownership<'_>, scope: Scope) {
+    let previous = old.map(fields::read).unwrap_or_default();
     let mut entries = match ownership {
         Ownership::Update(manager) => {
             let mut entries = previous.clone();
-            let changed = fields::changed(Some(old), new, scope);
+            let changed = fields::changed(old, new, scope);
             let api_version = meta::api_version(new).to_string();
             fields::record_update(&mut entries, manager, scope, &changed, &api_version);
             entries
