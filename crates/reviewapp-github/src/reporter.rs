@@ -133,6 +133,15 @@ impl Reporter {
         }
     }
 
+    /// The report posted for `name` whose annotation is not written yet, if any.
+    fn pending(&self, name: &str) -> Option<Reported> {
+        self.posted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     /// Classifies one watch event into the work it causes, by app name.
     pub fn observe(
         &self,
@@ -205,12 +214,7 @@ impl Reporter {
         let Some(target) = github_state(&app) else {
             return Ok(());
         };
-        let pending = self
-            .posted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned();
+        let pending = self.pending(name);
         let record = pending.clone().or_else(|| Reported::of(&app));
         let covered = record.as_ref().is_some_and(|r| r.covers(&target));
         let reported = match (&record, covered) {
@@ -306,13 +310,7 @@ impl Reporter {
             return self.remove_finalizer(name, app).await;
         }
         if let Some(key) = pull_request_of(app) {
-            let pending = self
-                .posted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(name)
-                .cloned();
-            let record = pending.or_else(|| Reported::of(app));
+            let record = self.pending(name).or_else(|| Reported::of(app));
             if let Some(record) = record.filter(|r| r.state != DeploymentState::Inactive) {
                 let status = NewStatus {
                     state: DeploymentState::Inactive,
