@@ -191,19 +191,19 @@ impl Reporter {
 
     /// Reports app `name`'s state, if it changed.
     pub async fn handle(&self, name: &str, work: &Work) -> Result<(), ReportError> {
-        let app = match work {
-            Work::Gone(app) => app.clone(),
-            Work::Changed => {
-                let known = self
-                    .classifier
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_known(name);
-                match known {
-                    Some(app) => app,
-                    None => return Ok(()),
-                }
-            }
+        let known = self
+            .classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_known(name);
+        let app = match (work, known) {
+            // The object a deletion was seen with can be older than our own last annotation
+            // write (the deletion raced with it): the newest object of the same app says what
+            // was reported.
+            (Work::Gone(gone), Some(newest)) if newest.metadata.uid == gone.metadata.uid => newest,
+            (Work::Gone(gone), _) => gone.clone(),
+            (Work::Changed, Some(newest)) => newest,
+            (Work::Changed, None) => return Ok(()),
         };
         if matches!(work, Work::Gone(_)) || app.metadata.deletion_timestamp.is_some() {
             return self.tear_down(name, &app).await;
