@@ -401,9 +401,7 @@ async fn elect(
         tokio::select! {
             biased;
             request = &mut stop => {
-                if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
-                    release(&mut lock, &fence).await;
-                }
+                stopped(request, &mut lock, &fence, is_leading).await;
                 break;
             }
             () = fence.lapsed(), if is_leading => {
@@ -425,34 +423,74 @@ async fn elect(
         let attempt = tokio::select! {
             biased;
             request = &mut stop => {
-                if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
-                    release(&mut lock, &fence).await;
-                }
+                stopped(request, &mut lock, &fence, is_leading).await;
                 break;
             }
             attempt = tokio::time::timeout(limit, lock.try_acquire_or_renew(is_leading)) => attempt,
         };
+        let tried = Tried {
+            started,
+            is_leading,
+        };
+        if !tried.settle(attempt, &options, &fence, &leading, &mut failing) {
+            break;
+        }
+    }
+    fence.shut();
+    let _ = leading.send(false);
+}
+
+/// Stops the loop on `request`: gives the Lease up first when asked to and still leading.
+async fn stopped(
+    request: Result<Stop, oneshot::error::RecvError>,
+    lock: &mut LeaseLock,
+    fence: &WriteFence,
+    is_leading: bool,
+) {
+    if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
+        release(lock, fence).await;
+    }
+}
+
+/// One try of the election loop: when it started, and whether this replica led then.
+struct Tried {
+    started: Instant,
+    is_leading: bool,
+}
+
+impl Tried {
+    /// Acts on the try's outcome (or its timeout): a renewal extends the fence to
+    /// its start plus the renew deadline. False when leadership is lost (another replica holds
+    /// the Lease).
+    fn settle(
+        &self,
+        attempt: Result<Result<Attempt, kube::Error>, tokio::time::error::Elapsed>,
+        options: &LeaderOptions,
+        fence: &WriteFence,
+        leading: &watch::Sender<bool>,
+        failing: &mut bool,
+    ) -> bool {
         match attempt {
             Ok(Ok(Attempt::Holding)) => {
-                if failing {
-                    failing = false;
+                if *failing {
+                    *failing = false;
                     tracing::info!("the Lease can be read and written again");
                 }
-                let deadline = started + options.renew_deadline;
+                let deadline = self.started + options.renew_deadline;
                 if deadline <= Instant::now() {
                     tracing::warn!("the Lease was taken too late to lead; trying again");
-                    continue;
+                    return true;
                 }
                 fence.extend_to(deadline);
-                if !is_leading {
+                if !self.is_leading {
                     tracing::info!(lease = %options.lease_name, identity = %options.identity, "acquired the Lease");
                     let _ = leading.send(true);
                 }
             }
             Ok(Ok(Attempt::HeldBy(holder))) => {
-                if is_leading {
+                if self.is_leading {
                     tracing::error!(%holder, "another replica holds the Lease: no longer the leader");
-                    break;
+                    return false;
                 }
                 tracing::debug!(%holder, "the Lease is held by another replica");
             }
@@ -460,24 +498,23 @@ async fn elect(
                 tracing::debug!("the Lease changed meanwhile; trying again");
             }
             Ok(Err(err)) => {
-                if !failing || is_leading {
-                    tracing::warn!(error = %err, leading = is_leading, "could not read or renew the Lease");
+                if !*failing || self.is_leading {
+                    tracing::warn!(error = %err, leading = self.is_leading, "could not read or renew the Lease");
                 }
-                failing = true;
+                *failing = true;
             }
             Err(_) => {
-                if !failing || is_leading {
+                if !*failing || self.is_leading {
                     tracing::warn!(
-                        leading = is_leading,
+                        leading = self.is_leading,
                         "reading or renewing the Lease timed out"
                     );
                 }
-                failing = true;
+                *failing = true;
             }
         }
+        true
     }
-    fence.shut();
-    let _ = leading.send(false);
 }
 
 /// Gives the Lease up within the leader's deadline; a failure only delays the successor.
