@@ -29,7 +29,7 @@ use tokio::time::Instant;
 /// Where the Lease lives, who we are, and the election's timings.
 #[derive(Clone, Debug)]
 pub struct LeaderOptions {
-    /// Lease name.
+    /// Name of the `coordination.k8s.io` Lease the replicas compete for.
     pub lease_name: String,
     /// Lease namespace (the operator's own).
     pub namespace: String,
@@ -98,7 +98,9 @@ impl LeaderOptions {
     }
 }
 
-/// Leader election timings that cannot work.
+/// Leader election timings that cannot work. Each variant carries the configured values it
+/// compares, as named in [`LeaderOptions`].
+#[allow(missing_docs)] // the fields are the options of the same names
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TimingError {
     /// The renew deadline must leave a margin below the Lease duration.
@@ -106,9 +108,7 @@ pub enum TimingError {
         "the renew deadline ({renew_deadline:?}) must be shorter than the lease duration ({lease_duration:?})"
     )]
     DeadlineNotBelowDuration {
-        /// The renew deadline.
         renew_deadline: Duration,
-        /// The Lease duration.
         lease_duration: Duration,
     },
     /// The leader must be able to retry a renewal before its deadline.
@@ -116,9 +116,7 @@ pub enum TimingError {
         "the retry period ({retry_period:?}) must be shorter than the renew deadline ({renew_deadline:?})"
     )]
     RetryNotBelowDeadline {
-        /// The retry period.
         retry_period: Duration,
-        /// The renew deadline.
         renew_deadline: Duration,
     },
     /// A Lease lasts whole seconds.
