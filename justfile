@@ -17,11 +17,11 @@ fmt:
 crd:
     cargo run -q -p review-app-operator -- crd > deploy/crd.yaml
 
-# Print what the operator would apply for a ReviewApp file (default: the seed's sample).
+# Print what the operator would apply for a ReviewApp file (default: the original operator's sample).
 plan file="dev/samples/reviewapp.yaml" *args="":
     cargo run -q -p review-app-operator -- plan -f {{file}} {{args}}
 
-# Build the operator image with docker (the Dockerfile at the repository root).
+# Build the operator image with docker (the Dockerfile at the repository root; the operator without the `demo` feature).
 [positional-arguments]
 image tag="review-app-operator:dev":
     docker build --tag "$1" .

@@ -43,14 +43,8 @@ pub fn run(args: GithubArgs) -> anyhow::Result<std::process::ExitCode> {
         |path| std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}")),
     )
     .context("loading the GitHub credentials")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    crate::runtime()?.block_on(async move {
+        let client = crate::kube_client().await?;
         let metrics = Arc::new(Metrics::new());
         let observed = metrics.clone();
         let github = OctocrabGitHub::new(&settings.api_url, &credentials.auth)

@@ -1,10 +1,15 @@
 //! `review-app-operator`: the operator binary.
 //!
 //! Subcommands: `demo` shows the operator at work against an in-process API emulator; `run` is
-//! the operator; `github` the GitHub component that creates ReviewApps; `crd` prints the CustomResourceDefinition; `plan` prints
-//! what the operator would do for a `ReviewApp` read from a file, without a cluster; `config`
-//! prints the effective configuration.
+//! the operator; `github` the GitHub component that creates ReviewApps; `crd` prints the
+//! CustomResourceDefinition; `plan` prints what the operator would do for a `ReviewApp` read
+//! from a file, without a cluster; `config` prints the effective configuration.
+//!
+//! `demo` needs the `demo` Cargo feature (on by default), which links the API emulator. A
+//! binary built with `--no-default-features` (the container image) leaves the emulator out;
+//! there `demo` is hidden from `--help` and, when called, says how to get it and exits with 2.
 
+#[cfg(feature = "demo")]
 mod demo_cmd;
 mod github_cmd;
 mod plan_cmd;
@@ -34,6 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Watch the real operator handle the sample ReviewApp against an in-process Kubernetes API.
+    #[cfg_attr(not(feature = "demo"), command(hide = true))]
     Demo,
     /// Run the operator (in-cluster config, or KUBECONFIG / ~/.kube/config).
     Run(Box<run_cmd::RunArgs>),
@@ -67,7 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print!("{}", crd_yaml()?);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Demo => demo_cmd::run(),
+        Command::Demo => demo(),
         Command::Run(args) => run_cmd::run(*args),
         Command::Github(args) => github_cmd::run(args),
         Command::Plan(args) => plan_cmd::run(&args),
@@ -78,6 +84,41 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
 }
+
+/// The multi-threaded tokio runtime the commands run on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// A Kubernetes client from the in-cluster config, `KUBECONFIG` or `~/.kube/config`.
+async fn kube_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")
+}
+
+/// Runs the demo against the in-process API emulator.
+#[cfg(feature = "demo")]
+fn demo() -> anyhow::Result<std::process::ExitCode> {
+    demo_cmd::run()
+}
+
+/// Without the `demo` feature there is no emulator to run the demo against: says how to get
+/// it and exits with 2 (a usage error, as clap's own).
+#[cfg(not(feature = "demo"))]
+fn demo() -> anyhow::Result<std::process::ExitCode> {
+    eprintln!("{NO_DEMO}");
+    Ok(std::process::ExitCode::from(2))
+}
+
+/// What `demo` says in a binary built without the `demo` feature.
+#[cfg(not(feature = "demo"))]
+const NO_DEMO: &str = "error: this review-app-operator was built without the `demo` feature \
+(as the container image is), so it has no in-process API emulator to run the demo against.\n\
+Run it from a checkout of the repository: cargo run -p review-app-operator -- demo";
 
 /// The CRD as YAML, with the generated-file header.
 fn crd_yaml() -> anyhow::Result<String> {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use reviewapp_daemon::{DaemonError, DaemonOptions, LeaderOptions};
 
@@ -98,14 +97,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     args.check_timings()?;
     init_logging(args.log_format);
     let config = Arc::new(crate::load_config(args.config.as_deref())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    crate::runtime()?.block_on(async move {
+        let client = crate::kube_client().await?;
         let identity = args
             .identity
             .or_else(|| std::env::var("HOSTNAME").ok())

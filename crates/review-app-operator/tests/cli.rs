@@ -43,7 +43,7 @@ fn crd_is_a_v1_cluster_scoped_definition_with_status() {
 }
 
 #[test]
-fn plan_of_the_seed_sample_prints_every_child() {
+fn plan_of_the_sample_prints_every_child() {
     let output = run(&["plan", "-f", "dev/samples/reviewapp.yaml"]);
     let text = stdout(&output);
     assert!(
@@ -90,10 +90,10 @@ fn plan_of_the_seed_sample_prints_every_child() {
 fn plan_after_a_successful_build_deploys_one_replica() {
     let dir = tempdir();
     let app = dir.join("built.yaml");
-    let seed = std::fs::read_to_string(root().join("dev/samples/reviewapp.yaml")).unwrap();
+    let sample = std::fs::read_to_string(root().join("dev/samples/reviewapp.yaml")).unwrap();
     let status = "status:\n  appStatus: building\n  buildStatus: building\n  buildJobName: test-review-app-678--c8c9aa334a\n  \
                   buildCommit: c8c9aa334a76677aa0be4ec0ebb08484367f952d\n  image: test-review-app-678:c8c9aa334a\n";
-    std::fs::write(&app, seed.replace("status: {}\n", status)).unwrap();
+    std::fs::write(&app, sample.replace("status: {}\n", status)).unwrap();
     let output = run(&[
         "plan",
         "-f",
@@ -243,6 +243,51 @@ fn impossible_leader_election_timings_are_refused_naming_the_flags() {
         stderr.contains(
             "--retry-period-seconds (10) must be shorter than --renew-deadline-seconds (10)"
         ),
+        "{stderr}"
+    );
+}
+
+/// `demo`, the README's first command: the sample goes through build, deploy, a new commit and
+/// delete against the in-process emulator, and nothing is left behind.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_takes_the_sample_through_its_lifecycle_and_leaves_nothing() {
+    let help = stdout(&run(&["--help"]));
+    assert!(help.contains("demo"), "{help}");
+    let output = run(&["demo"]);
+    let text = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "create Job review-build/test-review-app-678--c8c9aa334a",
+        "create Job review-build/test-review-app-678--5ce6e4a15e",
+        "building → deployed",
+        "builds started:   2",
+        "left behind:      0 objects",
+    ] {
+        assert!(
+            text.contains(expected),
+            "demo output lacks {expected:?}:\n{text}"
+        );
+    }
+}
+
+/// Built without the `demo` feature (the container image), `demo` is not in `--help` and says
+/// how to get it.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_demo_says_how_to_get_it() {
+    let help = stdout(&run(&["--help"]));
+    assert!(!help.contains("demo"), "{help}");
+    let output = run(&["demo"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("built without the `demo` feature")
+            && stderr.contains("cargo run -p review-app-operator -- demo"),
         "{stderr}"
     );
 }

@@ -16,12 +16,15 @@ pub const CONDITION_IGNORED_KEYS: &str = "IgnoredKeys";
 /// Condition type: a Secret the app's environment loads (`envSecret`, `env.secrets`) does not
 /// exist in its namespace (`True`, naming it); the pods start once it exists.
 pub const CONDITION_MISSING_SECRETS: &str = "MissingSecrets";
+/// Condition type: the operator's last attempt to handle the app failed (`True`, with the error);
+/// the next attempt that succeeds removes it.
+pub const CONDITION_RECONCILE_FAILED: &str = "ReconcileFailed";
 
 /// Observed state of a `ReviewApp`. Written only by the operator, through the status subresource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewAppStatus {
-    /// `building` until the first build finishes, then `deployed` or `error`.
+    /// See [`AppStatus`] (its doc is also the CRD's description of this field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_status: Option<AppStatus>,
     /// Status of the latest build: `building`, `success` or `error`.
@@ -57,23 +60,36 @@ pub struct ReviewAppStatus {
     /// `metadata.generation` the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys` and `MissingSecrets` conditions.
+    /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys`, `MissingSecrets` and `ReconcileFailed`
+    /// conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
-/// What the app is doing: `building` (nothing deployed yet), `deployed` (a successfully built
-/// image serves, even while a newer commit builds or after a newer build failed), or `error`
-/// (the first build failed, so nothing serves).
+/// What the app is doing: `building` (nothing deployed yet, a build running), `deployed` (a
+/// successfully built image serves, even while a newer commit builds or after a newer build
+/// failed), or `error` (no build has succeeded and the latest one failed, so nothing serves).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppStatus {
-    /// No build has finished yet.
+    /// Nothing is deployed yet and the latest build has not finished.
     Building,
-    /// A build succeeded and its image is deployed.
+    /// A build succeeded and its image is deployed (whatever later builds do).
     Deployed,
-    /// The latest build failed (a previously deployed image may still serve).
+    /// Nothing is deployed and the latest build failed. Once any build has succeeded the app
+    /// stays [`AppStatus::Deployed`]: a later failure shows in `buildStatus` only.
     Error,
+}
+
+impl AppStatus {
+    /// The value as written in the status: `building`, `deployed` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::Building => "building",
+            AppStatus::Deployed => "deployed",
+            AppStatus::Error => "error",
+        }
+    }
 }
 
 /// Status of the latest build: `building`, `success` or `error`.
@@ -88,9 +104,41 @@ pub enum BuildStatus {
     Error,
 }
 
+impl BuildStatus {
+    /// The value as written in the status: `building`, `success` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Building => "building",
+            BuildStatus::Success => "success",
+            BuildStatus::Error => "error",
+        }
+    }
+}
+
 impl ReviewAppStatus {
     /// The condition of type `type_`, if set.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_serialised_value() {
+        for status in [AppStatus::Building, AppStatus::Deployed, AppStatus::Error] {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json.as_str(), Some(status.as_str()));
+        }
+        for status in [
+            BuildStatus::Building,
+            BuildStatus::Success,
+            BuildStatus::Error,
+        ] {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json.as_str(), Some(status.as_str()));
+        }
     }
 }

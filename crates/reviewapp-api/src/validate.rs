@@ -1,12 +1,19 @@
 //! Pure validation: a raw [`ReviewAppSpec`] becomes a [`ValidatedSpec`] or a list of
 //! [`FieldError`]s naming each bad field. Never panics, on any input.
+//!
+//! Each field has a rule of its own; [`validate`] runs them in the order of the spec's fields and
+//! collects every error. [`identity`] applies the rules of the fields that name an app's children
+//! to a spec that may fail the others (the teardown of an invalid app).
 
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource};
-use serde_json::Value;
+mod database;
+mod env;
+mod unknown;
+
+use k8s_openapi::api::core::v1::EnvVar;
 
 use crate::config::OperatorConfig;
 use crate::names::{AppNames, is_dns_label, is_dns_subdomain, sanitize};
-use crate::spec::{CopyFrom, ReviewAppSpec, ReviewConfig, Unknown, ValueSpec};
+use crate::spec::{Migrate, ReviewAppSpec, ReviewConfig};
 
 /// One invalid field: its path from the object root and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,11 +37,11 @@ pub struct ValidatedSpec {
     pub names: AppNames,
     /// `spec.repoOwner`.
     pub repo_owner: Option<String>,
-    /// `spec.repo`.
+    /// `spec.repo`, trimmed.
     pub repo: String,
     /// `spec.branch`.
     pub branch: Option<String>,
-    /// `spec.pr` as a string.
+    /// `spec.pr` as a string, trimmed.
     pub pr: String,
     /// `spec.commitHash`, lowercase.
     pub commit: String,
@@ -73,9 +80,9 @@ impl ValidatedSpec {
 /// Migration command and arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrateSpec {
-    /// Command (non-empty).
+    /// Command; its first element (the executable) is not blank.
     pub command: Vec<String>,
-    /// Arguments.
+    /// Arguments (possibly none).
     pub args: Vec<String>,
 }
 
@@ -101,41 +108,29 @@ pub struct DatabaseSpec {
 
 /// A value known now, or a key of a Secret in the app's namespace read at run time.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // `name` and `key` of a Secret say it all
 pub enum Source {
     /// Literal value.
     Value(String),
     /// Secret key in the app's namespace.
-    Secret {
-        /// Secret name.
-        name: String,
-        /// Key.
-        key: String,
-    },
+    Secret { name: String, key: String },
 }
 
 /// Where the database copy comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the connection parts and Secret `name`/`key` say it all
 pub enum CopySource {
-    /// Every connection part (a literal `database_url` is split into these).
+    /// Every connection part (a literal `database_url` is split into these); `port` only when a
+    /// `database_url` names one.
     Parts {
-        /// Host.
         host: Source,
-        /// Port, when a `database_url` names one.
         port: Option<u16>,
-        /// Database name.
         database: Source,
-        /// User.
         user: Source,
-        /// Password.
         password: Source,
     },
     /// A `database_url` kept in a Secret; it is handed to the copy job unparsed.
-    UrlSecret {
-        /// Secret name.
-        name: String,
-        /// Key.
-        key: String,
-    },
+    UrlSecret { name: String, key: String },
 }
 
 /// The app's environment.
@@ -155,167 +150,30 @@ pub fn validate(
     config: &OperatorConfig,
 ) -> Result<ValidatedSpec, Vec<FieldError>> {
     let mut errors = Errors::default();
-
-    let repo = match spec.repo.as_deref().map(str::trim) {
-        Some(repo) if !sanitize(repo).is_empty() => repo.to_string(),
-        Some(_) => errors.add("spec.repo", "must contain at least one letter or digit"),
-        None => errors.add("spec.repo", "is required"),
-    };
-    let pr = match spec.pr_string().as_deref().map(str::trim) {
-        Some(pr) if !sanitize(pr).is_empty() => pr.to_string(),
-        Some(_) => errors.add("spec.pr", "must contain at least one letter or digit"),
-        None => errors.add("spec.pr", "is required"),
-    };
-    let commit = match spec.commit_hash.as_deref().map(str::trim) {
-        Some(sha)
-            if (sha.len() == 40 || sha.len() == 64)
-                && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            sha.to_ascii_lowercase()
-        }
-        Some(sha) => errors.add(
-            "spec.commitHash",
-            format!(
-                "must be a full commit SHA (40 or 64 hexadecimal characters), got {:?}",
-                truncate(sha)
-            ),
-        ),
-        None => errors.add("spec.commitHash", "is required"),
-    };
-    let tarball_url = match spec.tarball_url.as_deref().map(str::trim) {
-        Some(raw) => match url::Url::parse(raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                raw.to_string()
-            }
-            _ => errors.add(
-                "spec.tarballUrl",
-                "must be an http(s) URL of the source tarball",
-            ),
-        },
-        None => errors.add(
-            "spec.tarballUrl",
-            "is required: the build fetches the source from it",
-        ),
-    };
-
-    let default_config = Default::default();
-    let app_config = match spec.config.as_ref() {
-        Some(c) => c,
-        None => {
-            errors.add::<()>("spec.config", "is required");
-            &default_config
-        }
-    };
-    let namespace = match app_config.namespace.as_deref().map(str::trim) {
-        Some(ns) if !is_dns_label(ns) => {
-            errors.add("spec.config.namespace", "must be a DNS-1123 label")
-        }
-        Some(ns) if !config.namespace_allowed(ns) => errors.add(
-            "spec.config.namespace",
-            format!("namespace {ns:?} is not in the operator's allowedNamespaces"),
-        ),
-        Some(ns) => ns.to_string(),
-        None => errors.add("spec.config.namespace", "is required"),
-    };
-    let port = match app_config.application_port {
-        Some(port @ 1..=65535) => port as i32,
-        Some(port) => errors.add(
-            "spec.config.applicationPort",
-            format!("must be 1-65535, got {port}"),
-        ),
-        None => errors.add("spec.config.applicationPort", "is required"),
-    };
-    let registry_secret_name = match app_config.registry_secret_name.as_deref().map(str::trim) {
-        Some(name) if !is_dns_subdomain(name) => errors.add(
-            "spec.config.registrySecretName",
-            "must be a valid Secret name",
-        ),
-        Some(name) => name.to_string(),
-        None => config.default_registry_secret_name.clone(),
-    };
-
-    let migrate = app_config.migrate.as_ref().and_then(|m| {
-        let command = m.command.clone().unwrap_or_default();
-        let args = m.args.clone().unwrap_or_default();
-        if command.is_empty() {
-            if !args.is_empty() {
-                errors.add::<()>(
-                    "spec.config.migrate.command",
-                    "is required when migrate.args is given",
-                );
-            }
-            None
-        } else if command[0].trim().is_empty() {
-            errors.add(
-                "spec.config.migrate.command",
-                "the first element (the executable) must not be empty",
-            )
-        } else {
-            Some(MigrateSpec { command, args })
-        }
+    let repo = errors.check("spec.repo", identifier(spec.repo.as_deref()));
+    let pr = errors.check("spec.pr", identifier(spec.pr_string().as_deref()));
+    let commit = errors.check("spec.commitHash", commit_hash(spec.commit_hash.as_deref()));
+    let tarball_url = errors.check("spec.tarballUrl", tarball_url(spec.tarball_url.as_deref()));
+    let default_config = ReviewConfig::default();
+    let app_config = spec.config.as_ref().unwrap_or_else(|| {
+        errors.add::<()>("spec.config", "is required");
+        &default_config
     });
-
-    let database = app_config.database.as_ref().and_then(|db| {
-        let backend = match db.backend.as_deref().map(str::trim) {
-            None | Some("") => {
-                if db
-                    .copy_from
-                    .as_ref()
-                    .is_some_and(|c| *c != CopyFrom::default())
-                {
-                    errors.add::<()>(
-                        "spec.config.database.backend",
-                        "is required when copyFrom is given",
-                    );
-                }
-                return None;
-            }
-            Some("kubedb") => Backend::Kubedb,
-            Some("cnpg") => Backend::Cnpg,
-            Some(other) => {
-                errors.add::<()>(
-                    "spec.config.database.backend",
-                    format!(
-                        "unknown backend {:?}: expected kubedb or cnpg",
-                        truncate(other)
-                    ),
-                );
-                return None;
-            }
-        };
-        if let Some(engine) = db.engine.as_deref()
-            && engine != "Postgres"
-        {
-            errors.add::<()>("spec.config.database.engine", "only Postgres is supported");
-        }
-        let version = db.version.clone().filter(|v| !v.trim().is_empty());
-        let copy_from = db
-            .copy_from
-            .as_ref()
-            .and_then(|c| copy_source(c, backend, &mut errors));
-        Some(DatabaseSpec {
-            backend,
-            version,
-            copy_from,
-        })
-    });
-
-    let env_secret = match app_config.env_secret.as_deref() {
-        Some(name) if !is_dns_subdomain(name) => errors.add(
-            "spec.config.envSecret",
-            format!("{:?} is not a valid Secret name", truncate(name)),
-        ),
-        other => other.map(str::to_string),
-    };
-    let mut env = app_config
-        .env
-        .as_ref()
-        .map(|env| env_spec(env, &mut errors))
-        .unwrap_or_default();
-    if let Some(name) = &env_secret {
-        env.secrets.retain(|secret| secret != name);
-    }
-
+    let namespace = errors.check(
+        "spec.config.namespace",
+        allowed_namespace(app_config.namespace.as_deref(), config),
+    );
+    let port = errors.check(
+        "spec.config.applicationPort",
+        application_port(app_config.application_port),
+    );
+    let registry_secret_name = errors.check(
+        "spec.config.registrySecretName",
+        registry_secret_name(app_config.registry_secret_name.as_deref(), config),
+    );
+    let migrate = migrate(app_config.migrate.as_ref(), &mut errors);
+    let database = database::database(app_config.database.as_ref(), &mut errors);
+    let (env_secret, env) = env::environment(app_config, &mut errors);
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -334,50 +192,131 @@ pub fn validate(
         database,
         env_secret,
         env,
-        ignored_keys: ignored_keys(app_config),
+        ignored_keys: unknown::ignored_keys(app_config),
     })
 }
 
-/// The path of every key of `config` the operator does not know, field by field.
-fn ignored_keys(config: &ReviewConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut add = |path: &str, unknown: &Unknown| {
-        out.extend(unknown.keys().map(|key| format!("{path}.{key}")));
-    };
-    const CONFIG: &str = "spec.config";
-    add(CONFIG, &config.unknown);
-    if let Some(migrate) = &config.migrate {
-        add(&format!("{CONFIG}.migrate"), &migrate.unknown);
-    }
-    if let Some(database) = &config.database {
-        add(&format!("{CONFIG}.database"), &database.unknown);
-        if let Some(copy) = &database.copy_from {
-            let path = format!("{CONFIG}.database.copyFrom");
-            add(&path, &copy.unknown);
-            for (name, value) in [
-                ("database_url", &copy.database_url),
-                ("host", &copy.host),
-                ("database", &copy.database),
-                ("user", &copy.user),
-                ("password", &copy.password),
-            ] {
-                let Some(value) = value else { continue };
-                add(&format!("{path}.{name}"), &value.unknown);
-                if let Some(secret_ref) = &value.secret_ref {
-                    add(&format!("{path}.{name}.secretRef"), &secret_ref.unknown);
-                }
-            }
-        }
-    }
-    if let Some(env) = &config.env {
-        add(&format!("{CONFIG}.env"), &env.unknown);
-        for (i, value) in env.values.iter().flatten().enumerate() {
-            add(&format!("{CONFIG}.env.values[{i}]"), &value.unknown);
-        }
-    }
-    out
+/// What names an app's children, read from a spec whatever else is wrong with it: each part is
+/// `Some` when its field passes its [`validate`] rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Every child name, when `spec.repo` and `spec.pr` are valid.
+    pub names: Option<AppNames>,
+    /// `spec.config.namespace` when it is a DNS-1123 label. The operator's `allowedNamespaces`
+    /// is not consulted: it may have changed since the children were created there.
+    pub namespace: Option<String>,
+    /// `spec.commitHash`, lowercased, when it is a full commit SHA.
+    pub commit: Option<String>,
 }
 
+/// The [`Identity`] of `spec`: what a teardown may delete by name.
+pub fn identity(spec: &ReviewAppSpec) -> Identity {
+    let repo = identifier(spec.repo.as_deref()).ok();
+    let pr = identifier(spec.pr_string().as_deref()).ok();
+    let namespace = spec.config.as_ref().and_then(|c| c.namespace.as_deref());
+    Identity {
+        names: repo.zip(pr).map(|(repo, pr)| AppNames::new(&repo, &pr)),
+        namespace: namespace_label(namespace).ok(),
+        commit: commit_hash(spec.commit_hash.as_deref()).ok(),
+    }
+}
+
+/// `spec.repo` or `spec.pr`: trimmed, with a letter or digit to build names from.
+fn identifier(raw: Option<&str>) -> Result<String, String> {
+    match raw.map(str::trim) {
+        Some(value) if !sanitize(value).is_empty() => Ok(value.to_string()),
+        Some(_) => Err("must contain at least one letter or digit".into()),
+        None => Err("is required".into()),
+    }
+}
+
+/// `spec.commitHash`: a full SHA-1 or SHA-256 commit hash, lowercased.
+fn commit_hash(raw: Option<&str>) -> Result<String, String> {
+    match raw.map(str::trim) {
+        Some(sha)
+            if (sha.len() == 40 || sha.len() == 64)
+                && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(sha.to_ascii_lowercase())
+        }
+        Some(sha) => Err(format!(
+            "must be a full commit SHA (40 or 64 hexadecimal characters), got {:?}",
+            truncate(sha)
+        )),
+        None => Err("is required".into()),
+    }
+}
+
+/// `spec.tarballUrl`: an `http(s)` URL with a host.
+fn tarball_url(raw: Option<&str>) -> Result<String, String> {
+    let Some(raw) = raw.map(str::trim) else {
+        return Err("is required: the build fetches the source from it".into());
+    };
+    match url::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+            Ok(raw.to_string())
+        }
+        _ => Err("must be an http(s) URL of the source tarball".into()),
+    }
+}
+
+/// `spec.config.namespace`: a DNS-1123 label.
+fn namespace_label(raw: Option<&str>) -> Result<String, String> {
+    match raw.map(str::trim) {
+        Some(ns) if is_dns_label(ns) => Ok(ns.to_string()),
+        Some(_) => Err("must be a DNS-1123 label".into()),
+        None => Err("is required".into()),
+    }
+}
+
+/// `spec.config.namespace`: a DNS-1123 label the operator's `allowedNamespaces` admits.
+fn allowed_namespace(raw: Option<&str>, config: &OperatorConfig) -> Result<String, String> {
+    let ns = namespace_label(raw)?;
+    if config.namespace_allowed(&ns) {
+        Ok(ns)
+    } else {
+        Err(format!(
+            "namespace {ns:?} is not in the operator's allowedNamespaces"
+        ))
+    }
+}
+
+/// `spec.config.applicationPort`: 1-65535.
+fn application_port(raw: Option<i64>) -> Result<i32, String> {
+    match raw {
+        Some(port @ 1..=65535) => Ok(port as i32),
+        Some(port) => Err(format!("must be 1-65535, got {port}")),
+        None => Err("is required".into()),
+    }
+}
+
+/// `spec.config.registrySecretName`: a Secret name, by default the operator's.
+fn registry_secret_name(raw: Option<&str>, config: &OperatorConfig) -> Result<String, String> {
+    match raw.map(str::trim) {
+        Some(name) if !is_dns_subdomain(name) => Err("must be a valid Secret name".into()),
+        Some(name) => Ok(name.to_string()),
+        None => Ok(config.default_registry_secret_name.clone()),
+    }
+}
+
+/// `spec.config.migrate`: a command whose executable is not blank; no command, no migration.
+fn migrate(migrate: Option<&Migrate>, errors: &mut Errors) -> Option<MigrateSpec> {
+    const FIELD: &str = "spec.config.migrate.command";
+    let migrate = migrate?;
+    let command = migrate.command.clone().unwrap_or_default();
+    let args = migrate.args.clone().unwrap_or_default();
+    match command.first() {
+        None if !args.is_empty() => errors.add(FIELD, "is required when migrate.args is given"),
+        None => None,
+        Some(executable) if executable.trim().is_empty() => errors.add(
+            FIELD,
+            "the first element (the executable) must not be empty",
+        ),
+        Some(_) => Some(MigrateSpec { command, args }),
+    }
+}
+
+/// The errors found so far.
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
 
@@ -391,187 +330,14 @@ impl Errors {
         });
         T::default()
     }
+
+    /// The value a field rule accepted, or (its error recorded) a placeholder.
+    fn check<T: Default>(&mut self, field: &str, rule: Result<T, String>) -> T {
+        rule.unwrap_or_else(|message| self.add(field, message))
+    }
 }
 
+/// At most 80 characters of a value quoted in an error.
 fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
-}
-
-fn source(spec: &ValueSpec, field: &str, errors: &mut Errors) -> Option<Source> {
-    match (&spec.value, &spec.secret_ref) {
-        (Some(value), None) => Some(Source::Value(value.clone())),
-        (None, Some(r)) if is_dns_subdomain(&r.name) && !r.key.is_empty() => Some(Source::Secret {
-            name: r.name.clone(),
-            key: r.key.clone(),
-        }),
-        (None, Some(_)) => errors.add(
-            &format!("{field}.secretRef"),
-            "needs a valid Secret name and a key",
-        ),
-        (Some(_), Some(_)) => errors.add(field, "give either value or secretRef, not both"),
-        (None, None) => errors.add(field, "needs a value or a secretRef"),
-    }
-}
-
-fn copy_source(copy: &CopyFrom, backend: Backend, errors: &mut Errors) -> Option<CopySource> {
-    const FIELD: &str = "spec.config.database.copyFrom";
-    let parts = [&copy.host, &copy.database, &copy.user, &copy.password];
-    if copy.database_url.is_some() && parts.iter().any(|p| p.is_some()) {
-        return errors.add(
-            FIELD,
-            "give either database_url or host, database, user and password, not both",
-        );
-    }
-    if let Some(url_spec) = &copy.database_url {
-        let field = format!("{FIELD}.database_url");
-        return match source(url_spec, &field, errors)? {
-            Source::Value(raw) => match parse_database_url(&raw) {
-                Ok(parts) => Some(parts),
-                Err(why) => errors.add(&field, why),
-            },
-            Source::Secret { name, key } if backend == Backend::Kubedb => Some(CopySource::UrlSecret { name, key }),
-            Source::Secret { .. } => errors.add(
-                &field,
-                "the cnpg backend needs the URL as a value, or host/database/user as values and the password as a secretRef",
-            ),
-        };
-    }
-    if parts.iter().all(|p| p.is_none()) {
-        return None; // `copyFrom: {}`: nothing to copy, as in the original operator.
-    }
-    if parts.iter().any(|p| p.is_none()) {
-        return errors.add(
-            FIELD,
-            "needs either database_url or all four of host, database, user and password",
-        );
-    }
-    let mut get = |spec: &Option<ValueSpec>, name: &str| {
-        let field = format!("{FIELD}.{name}");
-        let value = source(spec.as_ref()?, &field, errors)?;
-        if name != "password" && value == Source::Value(String::new()) {
-            return errors.add(&format!("{field}.value"), "must not be empty");
-        }
-        if backend == Backend::Cnpg && name != "password" && matches!(value, Source::Secret { .. })
-        {
-            return errors.add(
-                &field,
-                "the cnpg backend needs this as a value (only password may be a secretRef)",
-            );
-        }
-        Some(value)
-    };
-    let host = get(&copy.host, "host");
-    let database = get(&copy.database, "database");
-    let user = get(&copy.user, "user");
-    let password = get(&copy.password, "password");
-    Some(CopySource::Parts {
-        host: host?,
-        port: None,
-        database: database?,
-        user: user?,
-        password: password?,
-    })
-}
-
-/// Splits `postgres[ql]://user:password@host[:port]/database`, percent-decoding every part.
-fn parse_database_url(raw: &str) -> Result<CopySource, String> {
-    const SHAPE: &str = "must look like postgres://user:password@host[:port]/database";
-    let url = url::Url::parse(raw.trim()).map_err(|e| format!("{SHAPE} ({e})"))?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(format!("{SHAPE} (scheme must be postgres or postgresql)"));
-    }
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or(format!("{SHAPE} (no host)"))?;
-    let user = Some(url.username())
-        .filter(|u| !u.is_empty())
-        .ok_or(format!("{SHAPE} (no user)"))?;
-    let password = url.password().ok_or(format!("{SHAPE} (no password)"))?;
-    let database = url.path().trim_start_matches('/');
-    if database.is_empty() || database.contains('/') {
-        return Err(format!("{SHAPE} (no database name)"));
-    }
-    Ok(CopySource::Parts {
-        host: Source::Value(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-        ),
-        port: url.port(),
-        database: Source::Value(decode(database)),
-        user: Source::Value(decode(user)),
-        password: Source::Value(decode(password)),
-    })
-}
-
-fn env_spec(env: &crate::spec::Env, errors: &mut Errors) -> EnvSpec {
-    let mut names = |list: &Option<Vec<String>>, field: &str| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (i, name) in list.iter().flatten().enumerate() {
-            if !is_dns_subdomain(name) {
-                errors.add::<()>(
-                    &format!("{field}[{i}]"),
-                    format!("{:?} is not a valid name", truncate(name)),
-                );
-            } else if !out.contains(name) {
-                out.push(name.clone());
-            }
-        }
-        out
-    };
-    let config_maps = names(&env.config_maps, "spec.config.env.configMaps");
-    let secrets = names(&env.secrets, "spec.config.env.secrets");
-    let mut values = Vec::new();
-    for (i, item) in env.values.iter().flatten().enumerate() {
-        let field = format!("spec.config.env.values[{i}]");
-        // The API server's (relaxed) rule: printable ASCII other than '='.
-        if item.name.is_empty()
-            || item.name.contains('=')
-            || !item.name.chars().all(|c| c == ' ' || c.is_ascii_graphic())
-        {
-            errors.add::<()>(
-                &format!("{field}.name"),
-                "must be a non-empty name of printable ASCII characters without '='",
-            );
-            continue;
-        }
-        let value = match &item.value {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
-            Some(Value::Array(_) | Value::Object(_)) => {
-                errors.add::<()>(
-                    &format!("{field}.value"),
-                    "must be a string, number or boolean, not a list or map",
-                );
-                continue;
-            }
-        };
-        let value_from: Option<EnvVarSource> = item.value_from.clone();
-        if value.is_some() && value_from.is_some() {
-            errors.add::<()>(&field, "give either value or valueFrom, not both");
-            continue;
-        }
-        let value = if value_from.is_none() {
-            Some(value.unwrap_or_default())
-        } else {
-            None
-        };
-        values.push(EnvVar {
-            name: item.name.clone(),
-            value,
-            value_from,
-        });
-    }
-    EnvSpec {
-        config_maps,
-        secrets,
-        values,
-    }
 }

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use reviewapp_api::names::is_dns_label;
 use reviewapp_api::validate::{
-    Backend, CopySource, DatabaseSpec, EnvSpec, MigrateSpec, Source, ValidatedSpec,
+    Backend, CopySource, DatabaseSpec, EnvSpec, MigrateSpec, Source, ValidatedSpec, identity,
 };
 use reviewapp_api::{FieldError, OperatorConfig, ReviewApp, ReviewAppSpec, validate};
 use serde_json::{Value, json};
@@ -929,7 +929,7 @@ fn invalid_env_secret_is_rejected() {
 // Unknown keys: accepted, listed by path
 
 #[test]
-fn the_seed_fixture_has_no_unknown_keys() {
+fn the_sample_fixture_has_no_unknown_keys() {
     assert!(ok(&spec_with(|_| {})).ignored_keys.is_empty());
 }
 
@@ -1046,6 +1046,51 @@ fn field_errors_display_path_and_message() {
         errors[0].to_string(),
         "spec.config.applicationPort: must be 1-65535, got 0"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity: what names the children of an app, valid or not
+
+#[test]
+fn identity_of_a_valid_spec_is_its_validated_names() {
+    let spec = ok(&spec_with(|_| {}));
+    let identity = identity(&spec_with(|_| {}));
+    assert_eq!(identity.names.as_ref(), Some(&spec.names));
+    assert_eq!(identity.namespace.as_deref(), Some(spec.namespace.as_str()));
+    assert_eq!(identity.commit.as_deref(), Some(SHA));
+}
+
+#[test]
+fn identity_follows_the_field_rules_whatever_else_is_wrong() {
+    // The port is wrong and the namespace is outside the allow list: still identified.
+    let config = OperatorConfig {
+        allowed_namespaces: vec!["review-*".into()],
+        ..OperatorConfig::default()
+    };
+    let spec = with("/config/applicationPort", json!(0));
+    assert!(validate(&spec, &config).is_err());
+    let found = identity(&spec);
+    assert!(found.names.is_some() && found.namespace.is_some() && found.commit.is_some());
+    // Uppercase and padded values read as validation reads them.
+    let spec = spec_with(|s| {
+        set(s, "/commitHash", json!(format!(" {} ", SHA.to_uppercase())));
+        set(s, "/config/namespace", json!(" test-review-app "));
+    });
+    assert_eq!(identity(&spec), identity(&spec_with(|_| {})));
+    // Each part is absent exactly when its own field fails.
+    let short_commit = identity(&with("/commitHash", json!(&SHA[..12])));
+    assert_eq!(short_commit.commit, None);
+    assert!(short_commit.names.is_some());
+    let bad_namespace = identity(&with("/config/namespace", json!("Not_A_Label")));
+    assert_eq!(bad_namespace.namespace, None);
+    assert!(bad_namespace.names.is_some());
+    for nameless in [without("/repo"), with("/pr", json!("--"))] {
+        let found = identity(&nameless);
+        assert_eq!(found.names, None);
+        assert!(found.namespace.is_some());
+    }
+    let without_config = identity(&without("/config"));
+    assert_eq!(without_config.namespace, None);
 }
 
 // ---------------------------------------------------------------------------------------------

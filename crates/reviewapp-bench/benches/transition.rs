@@ -1,4 +1,5 @@
-//! The pure cost of one event: `transition` + `render` (no IO), for the seed's sample app.
+//! The pure cost of one event: `transition` + `render` (no IO), for the sample app
+//! (`dev/samples/reviewapp.yaml`, the original operator's fixture).
 //! `cargo bench -p reviewapp-bench --bench transition`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

@@ -19,7 +19,9 @@ use anyhow::{Context, bail};
 use reviewapp_daemon::LeaderOptions;
 use reviewapp_testkit::Outage;
 
-use crate::{App, Daemon, Env, Process, SHA1};
+use crate::SHA1;
+use crate::operator::{Daemon, Env, Process, api_error};
+use crate::workload::App;
 
 /// How to run the failover benchmark.
 #[derive(Clone, Debug)]
@@ -185,86 +187,131 @@ pub async fn failover(options: &FailoverOptions) -> anyhow::Result<FailoverRepor
     Ok(report)
 }
 
+/// The apps, a leader and a standby; then the kill rounds and the outage rounds, each followed
+/// by a fresh standby.
 async fn rounds(env: &mut Env, options: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let handle = env.emulator.handle();
-    let fail = |e: reviewapp_testkit::ApiError| anyhow::anyhow!("{e}");
     for i in 0..options.apps {
-        handle.apply(App::new(i).manifest(SHA1)?).map_err(fail)?;
+        handle
+            .apply(App::new(i).manifest(SHA1)?)
+            .map_err(api_error)?;
     }
     let apps = options.apps as u64;
     let timeout = options.timeout;
-    let mut replicas = 0;
-    let mut leader_options = || {
-        replicas += 1;
-        LeaderOptions {
-            lease_duration: options.lease_duration,
-            renew_deadline: options.renew_deadline,
-            retry_period: options.retry_period,
-            ..LeaderOptions::new(
-                "review-app-operator",
-                "default",
-                &format!("replica-{replicas}"),
-            )
-        }
+    let mut replicas = Replicas {
+        options,
+        started: 0,
     };
-
-    let mut leader = env.start_replica(30, Some(&leader_options())).await?;
-    until("the first replica leads", Instant::now(), timeout, || {
-        leader.leads()
-    })
-    .await?;
-    leader.wait_events("add", apps, timeout).await?;
-    let mut standby = env.start_replica(30, Some(&leader_options())).await?;
-    standby.wait_ready(timeout).await?;
+    let mut leader = replicas.start_leader(env).await?;
+    let mut standby = replicas.start_standby(env).await?;
     let mut report = FailoverReport {
         options: options.clone(),
         kills: Vec::new(),
         outages: Vec::new(),
     };
-
-    // Each round starts at another point of the retry period (a sweep over it): how long a
-    // takeover takes depends on whether the standby read the leader's last renewal.
-    let phase = |run: usize| {
-        options.retry_period * 2
-            + options
-                .retry_period
-                .mul_f64(run as f64 / options.runs as f64)
-    };
     for run in 0..options.runs {
-        tokio::time::sleep(phase(run)).await;
+        tokio::time::sleep(sweep(options, run)).await;
         let killed = Instant::now();
         leader.kill().await?;
         report
             .kills
             .push(takeover(&standby, apps, killed, timeout).await?);
         leader = standby;
-        standby = env.start_replica(30, Some(&leader_options())).await?;
-        standby.wait_ready(timeout).await?;
+        standby = replicas.start_standby(env).await?;
     }
-
     for run in 0..options.runs {
-        tokio::time::sleep(phase(run)).await;
-        let started = Instant::now();
-        handle.start_outage(Outage::Refuse);
-        let stopped = until("the leader stands down", started, timeout, || async {
-            !leader.leads().await
-        })
-        .await?;
-        let left = options.outage.saturating_sub(started.elapsed());
-        tokio::time::sleep(left).await;
-        handle.end_outage();
-        let ended = Instant::now();
-        let mut sample = takeover(&standby, apps, ended, timeout).await?;
-        sample.old_leader_stopped = Some(stopped);
-        report.outages.push(sample);
+        tokio::time::sleep(sweep(options, run)).await;
+        report
+            .outages
+            .push(outage(&handle, &leader, &standby, options).await?);
         leader.lost_leadership(timeout).await?;
         leader = standby;
-        standby = env.start_replica(30, Some(&leader_options())).await?;
-        standby.wait_ready(timeout).await?;
+        standby = replicas.start_standby(env).await?;
     }
     standby.stop().await?;
     leader.stop().await?;
     Ok(report)
+}
+
+/// When round `run` starts, after the last one settled: each at another point of the retry
+/// period (a sweep over it), since how long a takeover takes depends on whether the standby
+/// read the leader's last renewal.
+fn sweep(options: &FailoverOptions, run: usize) -> Duration {
+    options.retry_period * 2
+        + options
+            .retry_period
+            .mul_f64(run as f64 / options.runs as f64)
+}
+
+/// One outage longer than the Lease (connections refused): when the leader stood down, and
+/// how the standby took over once the API server was back.
+async fn outage(
+    handle: &reviewapp_testkit::Handle,
+    leader: &Daemon,
+    standby: &Daemon,
+    options: &FailoverOptions,
+) -> anyhow::Result<FailoverSample> {
+    let started = Instant::now();
+    handle.start_outage(Outage::Refuse);
+    let stopped = until(
+        "the leader stands down",
+        started,
+        options.timeout,
+        || async { !leader.leads().await },
+    )
+    .await?;
+    let left = options.outage.saturating_sub(started.elapsed());
+    tokio::time::sleep(left).await;
+    handle.end_outage();
+    let ended = Instant::now();
+    let mut sample = takeover(standby, options.apps as u64, ended, options.timeout).await?;
+    sample.old_leader_stopped = Some(stopped);
+    Ok(sample)
+}
+
+/// Starts the replicas, each with leader election and its own identity (`replica-<n>`).
+struct Replicas<'o> {
+    options: &'o FailoverOptions,
+    /// Replicas started so far.
+    started: usize,
+}
+
+impl Replicas<'_> {
+    async fn start(&mut self, env: &mut Env) -> anyhow::Result<Daemon> {
+        self.started += 1;
+        let leader = LeaderOptions {
+            lease_duration: self.options.lease_duration,
+            renew_deadline: self.options.renew_deadline,
+            retry_period: self.options.retry_period,
+            ..LeaderOptions::new(
+                "review-app-operator",
+                "default",
+                &format!("replica-{}", self.started),
+            )
+        };
+        env.start_replica(30, Some(&leader)).await
+    }
+
+    /// The first replica, once it leads and has handled every app's ADD.
+    async fn start_leader(&mut self, env: &mut Env) -> anyhow::Result<Daemon> {
+        let timeout = self.options.timeout;
+        let leader = self.start(env).await?;
+        until("the first replica leads", Instant::now(), timeout, || {
+            leader.leads()
+        })
+        .await?;
+        leader
+            .wait_events("add", self.options.apps as u64, timeout)
+            .await?;
+        Ok(leader)
+    }
+
+    /// A standby, once ready (as a restarted pod would be).
+    async fn start_standby(&mut self, env: &mut Env) -> anyhow::Result<Daemon> {
+        let standby = self.start(env).await?;
+        standby.wait_ready(self.options.timeout).await?;
+        Ok(standby)
+    }
 }
 
 fn seconds(d: Duration) -> String {

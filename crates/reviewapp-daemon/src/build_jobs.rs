@@ -12,24 +12,11 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::reflector::{ObjectRef, Store};
 use reviewapp_effects::{LiveIndex, Lookup, SecretLookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan};
-use reviewapp_state::{BuildObservation, JobState, job_state, observe_job};
+use reviewapp_state::{
+    BuildObservation, JOB_STORE_LAG, JobState, build_job_observation, job_state,
+};
 
 use crate::index::Shared;
-
-/// How long a build Job this process created may be missing from the Job store before it counts
-/// as vanished. The watch normally delivers it within milliseconds; a Job deleted while the watch
-/// relists leaves no delete event, so this bounds how long such a build waits to be restarted.
-const JOB_STORE_LAG: Duration = Duration::from_secs(5);
-
-/// The outcome and lifecycle of a build Job: as the store has it, or, for one this process
-/// created that the watch has not delivered yet (`just_created`), running and held.
-fn observe_build(stored: Option<&Job>, just_created: bool) -> (BuildObservation, JobState) {
-    match stored {
-        Some(job) => (observe_job(Some(job)), job_state(job)),
-        None if just_created => (BuildObservation::Running, JobState::HELD),
-        None => (BuildObservation::Missing, JobState::default()),
-    }
-}
 
 /// A build Job this process created.
 #[derive(Debug)]
@@ -112,12 +99,17 @@ impl BuildJobIndex {
         }
     }
 
+    /// How long ago this process created build Job `name`, while the store may not hold it yet
+    /// (until the watch delivers it or sees it deleted).
+    pub fn created_ago(&self, name: &str, now: Instant) -> Option<Duration> {
+        self.created.get(name).map(|job| now.duration_since(job.at))
+    }
+
     /// Whether this process created build Job `name` so recently that the store may not hold
     /// it yet.
     pub fn just_created(&self, name: &str, now: Instant) -> bool {
-        self.created
-            .get(name)
-            .is_some_and(|job| now.duration_since(job.at) < JOB_STORE_LAG)
+        self.created_ago(name, now)
+            .is_some_and(|ago| ago < JOB_STORE_LAG)
     }
 
     /// The store holds build Job `name`: it is no longer "just created".
@@ -204,14 +196,14 @@ impl BuildJobs {
     /// The outcome and lifecycle of the build Job `name` (the one in `status.buildJobName`).
     pub fn observe(&self, name: Option<&str>) -> (BuildObservation, JobState) {
         let Some(name) = name else {
-            return observe_build(None, false);
+            return build_job_observation(None, None);
         };
         let stored = self.get(name);
         let mut index = self.index.lock();
         if stored.is_some() {
             index.delivered(name);
         }
-        observe_build(stored.as_deref(), index.just_created(name, Instant::now()))
+        build_job_observation(stored.as_deref(), index.created_ago(name, Instant::now()))
     }
 
     /// Records the build Jobs `plan` released and created.

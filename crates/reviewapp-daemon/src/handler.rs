@@ -9,11 +9,14 @@ use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
 use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
-use reviewapp_state::{AppEvent, EventKind, EventNote, Observed, Transition, transition};
+use reviewapp_state::{
+    AppEvent, EventKind, EventNote, Observed, Transition, clear_reconcile_failed,
+    set_reconcile_failed, transition,
+};
 
 use crate::index::Index;
 use crate::metrics::Metrics;
-use crate::status::{clear_failure, failure_status, status_label};
+use crate::status::status_label;
 
 /// Why handling one event failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +139,7 @@ impl AppHandler {
         let started = Instant::now();
         let observed = self.observe(&app, event);
         let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
-        clear_failure(&mut t.status);
+        clear_reconcile_failed(&mut t.status);
         let outcome = self.converge(&name, &app, event, &t).await;
         self.metrics.record_handled(event, started.elapsed());
         self.tell_listener(&name, &app, event, &t, &outcome, started.elapsed());
@@ -289,9 +292,11 @@ impl AppHandler {
         if failed.status_on_record {
             app.status = Some(t.status.clone());
         }
-        let status = failure_status(
-            app.status.clone().unwrap_or_default(),
-            &failed.error.to_string(),
+        let mut status = app.status.clone().unwrap_or_default();
+        let message = failed.error.to_string();
+        set_reconcile_failed(
+            &mut status,
+            &message,
             app.metadata.generation,
             Timestamp::now(),
         );

@@ -40,7 +40,6 @@ pub use index::{Index, Shared};
 pub use leader::{LeaderOptions, TimingError};
 pub use metrics::Metrics;
 pub use scheduler::Scheduler;
-pub use status::CONDITION_RECONCILE_FAILED;
 
 /// How the daemon runs (the operator configuration proper is [`OperatorConfig`]).
 #[derive(Clone, Debug)]
@@ -176,8 +175,7 @@ async fn run_leader(
         controller: options.controller_name.clone(),
         instance: options.instance.clone(),
     };
-    let effects = Effects::new(client.clone(), config.clone(), reporter, metrics.clone())
-        .with_fence(fence.clone());
+    let effects = Effects::new(client.clone(), reporter, metrics.clone()).with_fence(fence.clone());
     let controller = controller::Controller::new(
         config,
         effects,

@@ -12,10 +12,10 @@ use reviewapp_api::ReviewApp;
 use reviewapp_daemon::classify::{Classified, Classifier};
 use reviewapp_state::AppEvent::{self, Add, Modify};
 
-const SEED: &str = include_str!("../../../dev/samples/reviewapp.yaml");
+const SAMPLE: &str = include_str!("../../../dev/samples/reviewapp.yaml");
 
 fn app(name: &str, uid: &str, rv: &str) -> ReviewApp {
-    let mut app: ReviewApp = serde_yaml::from_str(SEED).unwrap();
+    let mut app: ReviewApp = serde_yaml::from_str(SAMPLE).unwrap();
     app.metadata.name = Some(name.to_owned());
     app.metadata.namespace = None;
     app.metadata.uid = Some(uid.to_owned());

@@ -71,8 +71,8 @@ fn handler_for(
         controller: "review-app-operator".into(),
         instance: Some("test".into()),
     };
-    let effects = Effects::new(client, config.clone(), reporter, metrics.clone())
-        .with_retry(RetryPolicy::immediate(1));
+    let effects =
+        Effects::new(client, reporter, metrics.clone()).with_retry(RetryPolicy::immediate(1));
     let (store, jobs) = reflector::store::<Job>();
     let index = Arc::new(Index::new(&config, store, Arc::new(fake.clone())));
     let handler = AppHandler::new(config, effects, metrics, index.clone()).with_listener(listener);

@@ -134,7 +134,6 @@ impl AppliedMemory {
         );
     }
 
-    /// Forgets `child` (deleted, or an apply of it failed).
     /// Whether an apply of `child` is remembered.
     pub(crate) fn contains(&self, child: &ChildRef) -> bool {
         self.entries
@@ -143,6 +142,7 @@ impl AppliedMemory {
             .contains_key(child)
     }
 
+    /// Forgets `child` (deleted, or an apply of it failed).
     pub(crate) fn forget(&self, child: &ChildRef) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.remove(child);

@@ -3,7 +3,11 @@
 
 use std::fmt;
 
+use k8s_openapi::ByteString;
 use reviewapp_resources::ChildRef;
+use serde_json::Value;
+
+use crate::retry;
 
 /// The kind of request that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,14 +57,13 @@ impl fmt::Display for Verb {
     }
 }
 
-/// An object named in an error: kind, namespace (none for cluster-scoped objects) and name.
+/// An object named in an error: kind (`Deployment`), namespace (none for cluster-scoped objects)
+/// and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // kind, namespace and name say it all
 pub struct ObjectId {
-    /// `kind`, e.g. `Deployment`.
     pub kind: String,
-    /// Namespace, `None` for a cluster-scoped object.
     pub namespace: Option<String>,
-    /// Name.
     pub name: String,
 }
 
@@ -100,14 +103,14 @@ impl fmt::Display for ObjectId {
 }
 
 /// Why executing a plan (or writing a status) failed. The caller retries the whole event later.
+/// `verb` is what was attempted, `object` what it concerned.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // `verb` and `object` say it all
 pub enum EffectsError {
     /// The API server answered with an error status (after any retries).
     #[error("{verb} of {object} failed: {}", describe_status(*status, message))]
     Api {
-        /// What was attempted.
         verb: Verb,
-        /// On what.
         object: ObjectId,
         /// HTTP status code (`403`, `422`, ...).
         status: u16,
@@ -118,9 +121,7 @@ pub enum EffectsError {
     /// any retries.
     #[error("{verb} of {object} failed: {source}")]
     Transport {
-        /// What was attempted.
         verb: Verb,
-        /// On what.
         object: ObjectId,
         /// The client's error.
         #[source]
@@ -143,16 +144,10 @@ pub enum EffectsError {
     /// The request was not sent (or its answer not awaited): this replica stopped leading, its
     /// [`WriteFence`](crate::WriteFence) lapsed.
     #[error("{verb} of {object} not sent: this replica is no longer the leader")]
-    Fenced {
-        /// What was not sent.
-        verb: Verb,
-        /// On what.
-        object: ObjectId,
-    },
+    Fenced { verb: Verb, object: ObjectId },
     /// A request or response body could not be (de)serialised.
     #[error("cannot serialise {object}: {message}")]
     Serialize {
-        /// The object concerned.
         object: ObjectId,
         /// What went wrong (never includes object content).
         message: String,
@@ -233,9 +228,101 @@ pub(crate) fn redact(message: &str, secrets: &[String]) -> String {
     out
 }
 
+/// Converts a client error into an [`EffectsError`] about `verb` on `object`, removing
+/// `secrets` from the server's message.
+pub(crate) fn from_kube(
+    verb: Verb,
+    object: ObjectId,
+    err: kube::Error,
+    secrets: &[String],
+) -> EffectsError {
+    match err {
+        source if retry::is_fenced(&source) => EffectsError::Fenced { verb, object },
+        kube::Error::Api(status) => EffectsError::Api {
+            verb,
+            object,
+            status: retry::status_code(&status),
+            message: redact(&status.message, secrets),
+        },
+        kube::Error::SerdeError(e) => EffectsError::Serialize {
+            object,
+            message: format!("unreadable response to {verb}: {}", serde_message(&e)),
+        },
+        source => EffectsError::Transport {
+            verb,
+            object,
+            source,
+        },
+    }
+}
+
+/// A serde error's category and position, never its text (which may quote values).
+pub(crate) fn serde_message(e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{category} at line {} column {}", e.line(), e.column())
+}
+
+/// The values of a Secret manifest's `data` (encoded and decoded) and `stringData`, and their
+/// longer lines, longest first: what must never appear in an error message.
+pub(crate) fn secret_values(object: &Value) -> Vec<String> {
+    if object.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return Vec::new();
+    }
+    let mut values = Vec::new();
+    let mut push = |text: &str| {
+        values.push(text.to_string());
+        values.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| line.len() >= 16)
+                .map(str::to_string),
+        );
+    };
+    if let Some(data) = object.get("data").and_then(Value::as_object) {
+        for value in data.values() {
+            if let Some(encoded) = value.as_str() {
+                push(encoded);
+            }
+            if let Ok(ByteString(bytes)) = serde_json::from_value::<ByteString>(value.clone()) {
+                push(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    if let Some(data) = object.get("stringData").and_then(Value::as_object) {
+        for value in data.values().filter_map(Value::as_str) {
+            push(value);
+        }
+    }
+    values.retain(|v| v.len() >= 4);
+    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    values.dedup();
+    values
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn secret_values_cover_encoded_decoded_and_lines() {
+        let object = json!({
+            "kind": "Secret",
+            "data": {"tls.key": "LS0tLS1CRUdJTiBLRVktLS0tLQpzZWNyZXRzZWNyZXRzZWNyZXRzZWNyZXQKLS0tLS1FTkQgS0VZLS0tLS0="},
+            "stringData": {"password": "hunter22"}
+        });
+        let values = secret_values(&object);
+        assert!(values.contains(&"hunter22".to_string()));
+        assert!(values.iter().any(|v| v.starts_with("LS0tLS1CRUdJTiBLRVkt")));
+        assert!(values.contains(&"secretsecretsecretsecret".to_string()));
+        assert!(secret_values(&json!({"kind": "Service", "data": {"a": "bbbbbbbb"}})).is_empty());
+    }
 
     #[test]
     fn api_error_names_verb_object_and_status() {

@@ -1,34 +1,27 @@
-//! [`Effects`]: runs a plan's actions in order against the API server.
+//! [`Effects`]: runs a plan's actions in order against the API server, each through the module
+//! that does it (children, finalizers, Events; the status is written apart).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
-use reviewapp_api::{FIELD_MANAGER, OperatorConfig, ReviewApp};
-use reviewapp_resources::{Action, ChildKind, ChildRef, Manifest, Plan};
-use reviewapp_state::{EventKind, EventNote};
-use serde_json::Value;
-use tracing::{debug, warn};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, ResourceExt};
+use reviewapp_api::ReviewApp;
+use reviewapp_resources::{Action, ChildRef, Plan};
+use tracing::debug;
 
-use crate::applied::{AppliedMemory, hash_label, live_version, manifest_hash};
-use crate::error::{EffectsError, ObjectId, Verb, redact};
+use crate::applied::AppliedMemory;
+use crate::error::{EffectsError, ObjectId, Verb, secret_values};
 use crate::fence::WriteFence;
-use crate::retry::{self, RetryPolicy, has_status, is_already_exists};
-use crate::{APPLIED_HASH_ANNOTATION, LiveIndex, Lookup, Observer, SecretLookup};
-
-/// Largest `note` the `events.k8s.io/v1` API accepts (bytes).
-const MAX_EVENT_NOTE: usize = 1024;
+use crate::retry::{self, RetryPolicy};
+use crate::{LiveIndex, Observer};
 
 /// Executes plans and writes statuses. Cheap to clone; one instance (one event recorder, one
 /// applied-manifest memory) is shared by every app's handler.
 #[derive(Clone)]
 pub struct Effects {
     pub(crate) client: Client,
-    pub(crate) config: Arc<OperatorConfig>,
     pub(crate) recorder: Recorder,
     pub(crate) observer: Observer,
     pub(crate) retry: RetryPolicy,
@@ -54,8 +47,11 @@ pub struct Report {
 /// How one action ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// A write request succeeded (or counted as done).
     Wrote,
+    /// Nothing was sent: the desired state already held.
     Skipped,
+    /// An Event could not be recorded.
     EventFailed,
 }
 
@@ -71,16 +67,10 @@ impl fmt::Debug for Effects {
 impl Effects {
     /// Effects that talk to the API server through `client`, record Events as `reporter`, and
     /// report every request to `observer`. Uses the default [`RetryPolicy`].
-    pub fn new(
-        client: Client,
-        config: Arc<OperatorConfig>,
-        reporter: Reporter,
-        observer: Observer,
-    ) -> Self {
+    pub fn new(client: Client, reporter: Reporter, observer: Observer) -> Self {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            config,
             observer,
             retry: RetryPolicy::default(),
             fence: WriteFence::open(),
@@ -104,9 +94,27 @@ impl Effects {
         self
     }
 
-    /// The operator configuration these effects were built with.
-    pub fn config(&self) -> &OperatorConfig {
-        &self.config
+    /// Sends one request through [`retry::send`] with these effects' retry policy, observer
+    /// and write fence.
+    pub(crate) async fn send<T, F, Fut>(
+        &self,
+        verb: Verb,
+        kind: &str,
+        request: F,
+    ) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        retry::send(
+            &self.retry,
+            self.observer.as_ref(),
+            &self.fence,
+            verb,
+            kind,
+            request,
+        )
+        .await
     }
 
     /// Number of children whose last applied manifest is remembered.
@@ -185,415 +193,11 @@ impl Effects {
             },
         }
     }
-
-    /// Server-side apply of `manifest`, unless the memory says it already holds. `secrets` are
-    /// redacted from error messages.
-    async fn apply(
-        &self,
-        manifest: &Manifest,
-        live: &dyn LiveIndex,
-        secrets: &[String],
-    ) -> Result<Outcome, EffectsError> {
-        let child = &manifest.child;
-        let hash = manifest_hash(&manifest.object);
-        let lookup = live.lookup(child);
-        if self
-            .applied
-            .holds(child, hash, &lookup, live.applied_hash(child).as_deref())
-        {
-            trace_action("apply", child, true);
-            return Ok(Outcome::Skipped);
-        }
-        let api = child_api(&self.client, child);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let mut object = manifest.object.clone();
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            let annotations = metadata
-                .entry("annotations")
-                .or_insert_with(|| Value::Object(Default::default()));
-            if let Some(annotations) = annotations.as_object_mut() {
-                annotations.insert(
-                    APPLIED_HASH_ANNOTATION.to_string(),
-                    Value::String(hash_label(hash)),
-                );
-            }
-        }
-        let patch = Patch::Apply(&object);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Apply,
-            child.kind.kind(),
-            || api.patch(&child.name, &params, &patch),
-        )
-        .await;
-        match result {
-            Ok(object) => {
-                self.applied.remember(
-                    child,
-                    hash,
-                    object.metadata.resource_version,
-                    live_version(&lookup),
-                );
-                trace_action("apply", child, false);
-                Ok(Outcome::Wrote)
-            }
-            Err(err) => {
-                self.applied.forget(child);
-                Err(from_kube(Verb::Apply, child.into(), err, secrets))
-            }
-        }
-    }
-
-    /// Creates the build Job, or adopts an existing one of that name. With `trust_cache`, a Job
-    /// the cache shows is adopted without a request.
-    async fn create_job(
-        &self,
-        manifest: &Manifest,
-        live: &dyn LiveIndex,
-        trust_cache: bool,
-    ) -> Result<Outcome, EffectsError> {
-        let child = &manifest.child;
-        if trust_cache && matches!(live.lookup(child), Lookup::Present { .. }) {
-            trace_action("create", child, true);
-            return Ok(Outcome::Skipped);
-        }
-        let object: DynamicObject =
-            serde_json::from_value(manifest.object.clone()).map_err(|e| {
-                EffectsError::Serialize {
-                    object: child.into(),
-                    message: serde_message(&e),
-                }
-            })?;
-        let api = child_api(&self.client, child);
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PostParams::default()
-        };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Create,
-            child.kind.kind(),
-            || api.create(&params, &object),
-        )
-        .await;
-        match result {
-            Ok(_) => {
-                trace_action("create", child, false);
-                Ok(Outcome::Wrote)
-            }
-            Err(err) if is_already_exists(&err) => {
-                debug!(
-                    kind = child.kind.kind(),
-                    namespace = %child.namespace,
-                    name = %child.name,
-                    "already exists: adopted"
-                );
-                Ok(Outcome::Wrote)
-            }
-            Err(err) => Err(from_kube(Verb::Create, child.into(), err, &[])),
-        }
-    }
-
-    /// Takes the source Secret from the watch cache (or reads it when the cache does not know
-    /// it), copies its `type` and `data` into `target`, and applies it.
-    async fn copy_secret(
-        &self,
-        (namespace, name): &(String, String),
-        target: &Manifest,
-        live: &dyn LiveIndex,
-    ) -> Result<Outcome, EffectsError> {
-        let missing = || EffectsError::MissingSource {
-            namespace: namespace.clone(),
-            name: name.clone(),
-        };
-        let source = match live.source_secret(namespace, name) {
-            SecretLookup::Found(secret) => secret,
-            SecretLookup::Absent => return Err(missing()),
-            SecretLookup::Unknown => {
-                let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-                let result = retry::send(
-                    &self.retry,
-                    self.observer.as_ref(),
-                    &self.fence,
-                    Verb::Get,
-                    "Secret",
-                    || secrets.get(name),
-                )
-                .await;
-                match result {
-                    Ok(secret) => Arc::new(secret),
-                    Err(err) if has_status(&err, 404) => return Err(missing()),
-                    Err(err) => {
-                        return Err(from_kube(
-                            Verb::Get,
-                            ObjectId::namespaced("Secret", namespace, name),
-                            err,
-                            &[],
-                        ));
-                    }
-                }
-            }
-        };
-        let serialize_error = |message: String| EffectsError::Serialize {
-            object: (&target.child).into(),
-            message,
-        };
-        let mut object = target.object.clone();
-        let Some(fields) = object.as_object_mut() else {
-            return Err(serialize_error(
-                "the target manifest is not an object".into(),
-            ));
-        };
-        if let Some(type_) = &source.type_ {
-            fields.insert("type".into(), Value::String(type_.clone()));
-        }
-        match &source.data {
-            Some(data) => {
-                let data =
-                    serde_json::to_value(data).map_err(|e| serialize_error(serde_message(&e)))?;
-                fields.insert("data".into(), data);
-            }
-            None => {
-                fields.remove("data");
-            }
-        }
-        let manifest = Manifest {
-            child: target.child.clone(),
-            object,
-        };
-        let secrets = secret_values(&manifest.object);
-        self.apply(&manifest, live, &secrets).await
-    }
-
-    /// Deletes `child` with Background propagation; absent (404, or an unknown kind) is done.
-    async fn delete(
-        &self,
-        child: &ChildRef,
-        live: &dyn LiveIndex,
-    ) -> Result<Outcome, EffectsError> {
-        // A cache that says "absent" is trusted only for objects this process never wrote (the
-        // other database backend's kind, say). A build Job, or a child we applied, is deleted
-        // for real whatever the cache says: a watch cache can lag or be mid-relist, and a
-        // skipped delete would never be retried (a superseded build would keep running).
-        if child.kind != ChildKind::Job
-            && !self.applied.contains(child)
-            && live.lookup(child) == Lookup::Absent
-        {
-            trace_action("delete", child, true);
-            return Ok(Outcome::Skipped);
-        }
-        let api = child_api(&self.client, child);
-        let params = DeleteParams::background();
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Delete,
-            child.kind.kind(),
-            || api.delete(&child.name, &params),
-        )
-        .await;
-        match result {
-            Ok(_) => {}
-            Err(err) if has_status(&err, 404) => {}
-            Err(err) => return Err(from_kube(Verb::Delete, child.into(), err, &[])),
-        }
-        self.applied.forget(child);
-        trace_action("delete", child, false);
-        Ok(Outcome::Wrote)
-    }
-
-    /// Records a Kubernetes Event on `app` through the shared recorder, outside any plan (for
-    /// example on an object that does not deserialize). Returns whether it was recorded; a
-    /// failure is logged, never returned.
-    pub async fn record(&self, app: &ReviewApp, note: &EventNote) -> bool {
-        matches!(self.event(app, note).await, Outcome::Wrote)
-    }
-
-    /// Records `note` on `app`. A failure is logged and counted, never returned.
-    async fn event(&self, app: &ReviewApp, note: &EventNote) -> Outcome {
-        let reference = app.object_ref(&());
-        let event = Event {
-            type_: match note.kind {
-                EventKind::Normal => EventType::Normal,
-                EventKind::Warning => EventType::Warning,
-            },
-            reason: note.reason.to_string(),
-            note: Some(truncate(&note.note, MAX_EVENT_NOTE)),
-            action: note.action.to_string(),
-            secondary: None,
-        };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Event,
-            "Event",
-            || self.recorder.publish(&event, &reference),
-        )
-        .await;
-        match result {
-            Ok(()) => {
-                debug!(app = %app.name_any(), reason = note.reason, "event recorded");
-                Outcome::Wrote
-            }
-            Err(err) if retry::is_fenced(&err) => {
-                debug!(app = %app.name_any(), reason = note.reason, "event not recorded: fenced");
-                Outcome::EventFailed
-            }
-            Err(err) => {
-                warn!(
-                    app = %app.name_any(),
-                    reason = note.reason,
-                    error = %err,
-                    "could not record event"
-                );
-                Outcome::EventFailed
-            }
-        }
-    }
-}
-
-/// The API resource of a child kind (every child kind is namespaced).
-pub(crate) fn api_resource(kind: ChildKind) -> ApiResource {
-    ApiResource {
-        group: kind.group().to_string(),
-        version: kind.version().to_string(),
-        api_version: kind.api_version(),
-        kind: kind.kind().to_string(),
-        plural: kind.plural().to_string(),
-    }
-}
-
-/// A dynamic API for `child`'s kind in `child`'s namespace.
-pub(crate) fn child_api(client: &Client, child: &ChildRef) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), &child.namespace, &api_resource(child.kind))
-}
-
-/// Converts a client error into an [`EffectsError`] about `verb` on `object`, removing
-/// `secrets` from the server's message.
-pub(crate) fn from_kube(
-    verb: Verb,
-    object: ObjectId,
-    err: kube::Error,
-    secrets: &[String],
-) -> EffectsError {
-    match err {
-        source if retry::is_fenced(&source) => EffectsError::Fenced { verb, object },
-        kube::Error::Api(status) => EffectsError::Api {
-            verb,
-            object,
-            status: retry::status_code(&status),
-            message: redact(&status.message, secrets),
-        },
-        kube::Error::SerdeError(e) => EffectsError::Serialize {
-            object,
-            message: format!("unreadable response to {verb}: {}", serde_message(&e)),
-        },
-        source => EffectsError::Transport {
-            verb,
-            object,
-            source,
-        },
-    }
-}
-
-/// A serde error's category and position, never its text (which may quote values).
-pub(crate) fn serde_message(e: &serde_json::Error) -> String {
-    let category = match e.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "unexpected data",
-        serde_json::error::Category::Eof => "unexpected end of input",
-    };
-    format!("{category} at line {} column {}", e.line(), e.column())
-}
-
-/// The values of a Secret manifest's `data` (encoded and decoded) and `stringData`, and their
-/// longer lines, longest first: what must never appear in an error message.
-pub(crate) fn secret_values(object: &Value) -> Vec<String> {
-    if object.get("kind").and_then(Value::as_str) != Some("Secret") {
-        return Vec::new();
-    }
-    let mut values = Vec::new();
-    let mut push = |text: &str| {
-        values.push(text.to_string());
-        values.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|line| line.len() >= 16)
-                .map(str::to_string),
-        );
-    };
-    if let Some(data) = object.get("data").and_then(Value::as_object) {
-        for value in data.values() {
-            if let Some(encoded) = value.as_str() {
-                push(encoded);
-            }
-            if let Ok(ByteString(bytes)) = serde_json::from_value::<ByteString>(value.clone()) {
-                push(&String::from_utf8_lossy(&bytes));
-            }
-        }
-    }
-    if let Some(data) = object.get("stringData").and_then(Value::as_object) {
-        for value in data.values().filter_map(Value::as_str) {
-            push(value);
-        }
-    }
-    values.retain(|v| v.len() >= 4);
-    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    values.dedup();
-    values
-}
-
-/// `text`, cut to at most `max` bytes at a character boundary.
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// One debug line per object action: never the manifest.
-fn trace_action(action: &'static str, child: &ChildRef, skipped: bool) {
-    debug!(
-        action,
-        kind = child.kind.kind(),
-        namespace = %child.namespace,
-        name = %child.name,
-        skipped,
-        "{}",
-        if skipped { "skipped: already holds" } else { "done" }
-    );
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    #[test]
-    fn secret_values_cover_encoded_decoded_and_lines() {
-        let object = json!({
-            "kind": "Secret",
-            "data": {"tls.key": "LS0tLS1CRUdJTiBLRVktLS0tLQpzZWNyZXRzZWNyZXRzZWNyZXRzZWNyZXQKLS0tLS1FTkQgS0VZLS0tLS0="},
-            "stringData": {"password": "hunter22"}
-        });
-        let values = secret_values(&object);
-        assert!(values.contains(&"hunter22".to_string()));
-        assert!(values.iter().any(|v| v.starts_with("LS0tLS1CRUdJTiBLRVkt")));
-        assert!(values.contains(&"secretsecretsecretsecret".to_string()));
-        assert!(secret_values(&json!({"kind": "Service", "data": {"a": "bbbbbbbb"}})).is_empty());
-    }
 
     /// The daemon spawns these futures on a multi-threaded runtime.
     #[allow(dead_code)]
@@ -609,22 +213,5 @@ mod tests {
         fn is_send_sync<T: Send + Sync + 'static>() {}
         is_send_sync::<Effects>();
         is_send_sync::<EffectsError>();
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("hello", 10), "hello");
-        assert_eq!(truncate(&"x".repeat(2000), MAX_EVENT_NOTE).len(), 1024);
-    }
-
-    #[test]
-    fn api_resources_of_every_kind() {
-        let ar = api_resource(ChildKind::Deployment);
-        assert_eq!(
-            (ar.api_version.as_str(), ar.plural.as_str()),
-            ("apps/v1", "deployments")
-        );
-        assert_eq!(api_resource(ChildKind::Secret).api_version, "v1");
     }
 }

@@ -3,17 +3,18 @@
 //! finalizer list is never overwritten: the teardown finalizer on the `ReviewApp`, and the
 //! build-outcome finalizer every build Job is created with, released here.
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use reviewapp_api::{BUILD_FINALIZER, FIELD_MANAGER, FINALIZER, ReviewApp};
 use reviewapp_resources::ChildRef;
 use serde_json::{Value, json};
 use tracing::debug;
 
 use crate::LiveIndex;
-use crate::error::{EffectsError, ObjectId, Verb};
-use crate::executor::{Effects, Outcome, child_api, from_kube, serde_message};
-use crate::retry::{self, has_status};
+use crate::api::{child_api, review_apps};
+use crate::error::{EffectsError, ObjectId, Verb, from_kube, serde_message};
+use crate::executor::{Effects, Outcome};
+use crate::retry::has_status;
 
 /// The JSON patch adding [`FINALIZER`] to `finalizers`, or `None` when it is already there.
 pub(crate) fn add_patch(finalizers: &[String]) -> Option<Value> {
@@ -42,11 +43,6 @@ pub(crate) fn remove_patch(finalizers: &[String], finalizer: &str) -> Option<Val
         {"op": "test", "path": path, "value": finalizer},
         {"op": "remove", "path": path},
     ]))
-}
-
-/// The cluster-scoped `ReviewApp` API, untyped (any response body with metadata is accepted).
-pub(crate) fn review_apps(client: &Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &ApiResource::erase::<ReviewApp>(&()))
 }
 
 impl Effects {
@@ -123,15 +119,9 @@ impl Effects {
     /// The finalizers of `job` as the API server has them, `None` when it does not exist.
     async fn read_finalizers(&self, job: &ChildRef) -> Result<Option<Vec<String>>, EffectsError> {
         let api = child_api(&self.client, job);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Get,
-            job.kind.kind(),
-            || api.get(&job.name),
-        )
-        .await;
+        let result = self
+            .send(Verb::Get, job.kind.kind(), || api.get(&job.name))
+            .await;
         match result {
             Ok(object) => Ok(Some(object.metadata.finalizers.unwrap_or_default())),
             Err(err) if has_status(&err, 404) => Ok(None),
@@ -159,15 +149,11 @@ impl Effects {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Patch,
-            &object.kind,
-            || api.patch(name, &params, &patch),
-        )
-        .await;
+        let result = self
+            .send(Verb::Patch, &object.kind, || {
+                api.patch(name, &params, &patch)
+            })
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) if has_status(&err, 422) => Err(EffectsError::Conflict { object }),

@@ -14,8 +14,11 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use reviewapp_resources::ChildRef;
 
+mod api;
 mod applied;
+mod children;
 mod error;
+mod events;
 mod executor;
 mod fence;
 mod finalizer;

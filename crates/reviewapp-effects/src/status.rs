@@ -7,10 +7,10 @@ use reviewapp_api::{FIELD_MANAGER, ReviewApp, ReviewAppStatus};
 use serde_json::json;
 use tracing::debug;
 
-use crate::error::{EffectsError, ObjectId, Verb};
-use crate::executor::{Effects, from_kube, serde_message};
-use crate::finalizer::review_apps;
-use crate::retry::{self, has_status};
+use crate::api::review_apps;
+use crate::error::{EffectsError, ObjectId, Verb, from_kube, serde_message};
+use crate::executor::Effects;
+use crate::retry::has_status;
 
 impl Effects {
     /// Writes `status` to `app`'s `/status` subresource unless it equals the current one.
@@ -41,15 +41,11 @@ impl Effects {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(&body);
         let api = review_apps(&self.client);
-        let result = retry::send(
-            &self.retry,
-            self.observer.as_ref(),
-            &self.fence,
-            Verb::Status,
-            "ReviewApp",
-            || api.patch_status(&name, &params, &patch),
-        )
-        .await;
+        let result = self
+            .send(Verb::Status, "ReviewApp", || {
+                api.patch_status(&name, &params, &patch)
+            })
+            .await;
         match result {
             Ok(written) => {
                 debug!(app = %name, skipped = false, "status written");

@@ -5,6 +5,10 @@
 //! (RBAC has its own test, `rbac.rs`; `deploy/crd.yaml` is compared with the generated CRD by
 //! the binary's tests.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "the Deployment is checked field by field, top to bottom"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

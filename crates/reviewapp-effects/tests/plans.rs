@@ -1,6 +1,10 @@
 //! Plans from the real pipeline (ADD, DELETE) executed against a fake API server: the exact
 //! requests, in order, and the skip rule on a second run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "a pinned request sequence reads best as one list"
+)]
 
 mod common;
 

@@ -10,6 +10,10 @@
 //! copy. What the code cannot tell from its
 //! plans is listed by hand below, each with the place that sends it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "the needed and granted permissions are each gathered in one pass, source by source"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -126,7 +126,7 @@ pub struct Repository {
     pub id: u64,
     /// Name without the owner.
     pub name: String,
-    /// Owner.
+    /// The account that owns it.
     pub owner: Owner,
     /// The default branch.
     #[serde(default)]
@@ -157,7 +157,7 @@ pub struct Label {
 /// returns it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct PullRequest {
-    /// The number.
+    /// Its number in the base repository (`#42`).
     pub number: u64,
     /// `open` or `closed`.
     pub state: String,
@@ -168,7 +168,7 @@ pub struct PullRequest {
     pub head: Branch,
     /// The base branch (where the changes go).
     pub base: Branch,
-    /// Labels.
+    /// Its labels (one of them may opt the pull request out).
     #[serde(default)]
     pub labels: Vec<Label>,
 }

@@ -63,7 +63,7 @@ pub struct NewDeployment {
 /// `POST /repos/{owner}/{repo}/deployments/{id}/statuses`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewStatus {
-    /// The state.
+    /// What the pull request shows (`in_progress`, `success`, `failure`, `inactive`).
     pub state: DeploymentState,
     /// `environment_url` (the app's URL, with `success`).
     pub environment_url: Option<String>,

@@ -52,7 +52,7 @@ impl DeploymentState {
 pub struct Target {
     /// The commit the deployment is for.
     pub commit: String,
-    /// Its state.
+    /// The deployment state to show for that commit.
     pub state: DeploymentState,
     /// `environment_url` (with `success`).
     pub url: Option<String>,

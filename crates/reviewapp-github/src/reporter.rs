@@ -133,6 +133,15 @@ impl Reporter {
         }
     }
 
+    /// The report posted for `name` whose annotation is not written yet, if any.
+    fn pending(&self, name: &str) -> Option<Reported> {
+        self.posted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     /// Classifies one watch event into the work it causes, by app name.
     pub fn observe(
         &self,
@@ -182,19 +191,19 @@ impl Reporter {
 
     /// Reports app `name`'s state, if it changed.
     pub async fn handle(&self, name: &str, work: &Work) -> Result<(), ReportError> {
-        let app = match work {
-            Work::Gone(app) => app.clone(),
-            Work::Changed => {
-                let known = self
-                    .classifier
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_known(name);
-                match known {
-                    Some(app) => app,
-                    None => return Ok(()),
-                }
-            }
+        let known = self
+            .classifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_known(name);
+        let app = match (work, known) {
+            // The object a deletion was seen with can be older than our own last annotation
+            // write (the deletion raced with it): the newest object of the same app says what
+            // was reported.
+            (Work::Gone(gone), Some(newest)) if newest.metadata.uid == gone.metadata.uid => newest,
+            (Work::Gone(gone), _) => gone.clone(),
+            (Work::Changed, Some(newest)) => newest,
+            (Work::Changed, None) => return Ok(()),
         };
         if matches!(work, Work::Gone(_)) || app.metadata.deletion_timestamp.is_some() {
             return self.tear_down(name, &app).await;
@@ -205,12 +214,7 @@ impl Reporter {
         let Some(target) = github_state(&app) else {
             return Ok(());
         };
-        let pending = self
-            .posted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned();
+        let pending = self.pending(name);
         let record = pending.clone().or_else(|| Reported::of(&app));
         let covered = record.as_ref().is_some_and(|r| r.covers(&target));
         let reported = match (&record, covered) {
@@ -306,13 +310,7 @@ impl Reporter {
             return self.remove_finalizer(name, app).await;
         }
         if let Some(key) = pull_request_of(app) {
-            let pending = self
-                .posted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(name)
-                .cloned();
-            let record = pending.or_else(|| Reported::of(app));
+            let record = self.pending(name).or_else(|| Reported::of(app));
             if let Some(record) = record.filter(|r| r.state != DeploymentState::Inactive) {
                 let status = NewStatus {
                     state: DeploymentState::Inactive,

@@ -49,9 +49,9 @@ pub enum ServiceError {
     /// The port could not be bound.
     #[error("listening on {addr}: {source}")]
     Listen {
-        /// The address.
+        /// The address asked for.
         addr: SocketAddr,
-        /// The cause.
+        /// Why it could not be bound.
         source: std::io::Error,
     },
 }
@@ -75,79 +75,23 @@ pub async fn run(
         settings.clone(),
         metrics.clone(),
     ));
-    let failures = metrics.clone();
-    let queue: Scheduler<PrKey> = Scheduler::new(settings.concurrency, options.backoff, {
-        let pulls = pulls.clone();
-        move |name: String, key: PrKey| {
-            let pulls = pulls.clone();
-            async move { pulls.handle(&name, &key).await }
-        }
-    })
-    .with_on_error(move |name, key: &PrKey, error, attempt, retry_in| {
-        failures.failure("pull_request");
-        tracing::warn!(app = name, repo = %key.repo, pr = key.number, attempt, retry_in_secs = retry_in.as_secs_f64(), error, "pull request handling failed; will retry");
-    });
-
+    let queue = pull_request_queue(pulls, &settings, &options, metrics.clone());
     let reporter = Arc::new(Reporter::new(
         client.clone(),
         github,
         settings.clone(),
         metrics.clone(),
     ));
-    let failures = metrics.clone();
-    let reports: Scheduler<Work> = Scheduler::new(settings.concurrency, options.backoff, {
-        let reporter = reporter.clone();
-        move |name: String, work: Work| {
-            let reporter = reporter.clone();
-            async move { reporter.handle(&name, &work).await }
-        }
-    })
-    .with_on_error(move |name, _work: &Work, error, attempt, retry_in| {
-        failures.failure("report");
-        tracing::warn!(
-            app = name,
-            attempt,
-            retry_in_secs = retry_in.as_secs_f64(),
-            error,
-            "reporting failed; will retry"
-        );
-    })
-    // A teardown must not wait behind a failing report of the same app.
-    .with_supersede(|newer: &Work, failed: &Work| {
-        newer == failed || matches!(newer, Work::Gone(_))
-    });
-
+    let reports = report_queue(reporter.clone(), &settings, &options, metrics.clone());
     let ready = Readiness::default();
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| ServiceError::Listen {
-            addr: options.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServiceError::Listen {
-            addr: options.listen,
-            source,
-        })?;
-    on_listen(addr);
-    tracing::info!(%addr, "serving /webhooks/github, /healthz, /readyz and /metrics");
-    let app = router(WebhookState {
+    let state = WebhookState {
         secret: Arc::new(webhook_secret),
         settings: settings.clone(),
         metrics,
         ready: ready.clone(),
         queue: queue.clone(),
-    });
-    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        let mut stopped = http_stopped;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    };
+    let http = serve(options.listen, state, on_listen).await?;
 
     let watch = watch_apps(
         client,
@@ -166,11 +110,100 @@ pub async fn run(
         _ = resync => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
-    let _ = stop_http.send(true);
-    let _ = server.await;
+    http.stop().await;
     queue.shutdown(options.shutdown_grace).await;
     reports.shutdown(options.shutdown_grace).await;
     Ok(())
+}
+
+/// One pull request at a time each, `settings.concurrency` at once; failures are counted,
+/// logged and retried with backoff.
+fn pull_request_queue(
+    pulls: Arc<PullRequests>,
+    settings: &GithubConfig,
+    options: &Options,
+    metrics: Arc<Metrics>,
+) -> Scheduler<PrKey> {
+    Scheduler::new(settings.concurrency, options.backoff, move |name: String, key: PrKey| {
+        let pulls = pulls.clone();
+        async move { pulls.handle(&name, &key).await }
+    })
+    .with_on_error(move |name, key: &PrKey, error, attempt, retry_in| {
+        metrics.failure("pull_request");
+        tracing::warn!(app = name, repo = %key.repo, pr = key.number, attempt, retry_in_secs = retry_in.as_secs_f64(), error, "pull request handling failed; will retry");
+    })
+}
+
+/// The reports of one app at a time each, `settings.concurrency` at once; failures are
+/// counted, logged and retried, and a teardown supersedes a failing report.
+fn report_queue(
+    reporter: Arc<Reporter>,
+    settings: &GithubConfig,
+    options: &Options,
+    metrics: Arc<Metrics>,
+) -> Scheduler<Work> {
+    Scheduler::new(
+        settings.concurrency,
+        options.backoff,
+        move |name: String, work: Work| {
+            let reporter = reporter.clone();
+            async move { reporter.handle(&name, &work).await }
+        },
+    )
+    .with_on_error(move |name, _work: &Work, error, attempt, retry_in| {
+        metrics.failure("report");
+        tracing::warn!(
+            app = name,
+            attempt,
+            retry_in_secs = retry_in.as_secs_f64(),
+            error,
+            "reporting failed; will retry"
+        );
+    })
+    // A teardown must not wait behind a failing report of the same app.
+    .with_supersede(|newer: &Work, failed: &Work| newer == failed || matches!(newer, Work::Gone(_)))
+}
+
+/// The HTTP server (webhook, probes, metrics), running until stopped.
+struct Http {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Http {
+    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `listen`, tells `on_listen` the bound address, and serves the webhook router.
+async fn serve(
+    listen: SocketAddr,
+    state: WebhookState,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<Http, ServiceError> {
+    let listen_error = |source| ServiceError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    on_listen(addr);
+    tracing::info!(%addr, "serving /webhooks/github, /healthz, /readyz and /metrics");
+    let app = router(state);
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Http { stop, task })
 }
 
 /// Watches every `ReviewApp`: each change is a report; the first complete list makes the

@@ -133,34 +133,11 @@ impl PullRequests {
         }
     }
 
+    /// Makes the `ReviewApp` `name` exist with `spec`: creates it, or replaces the spec of one
+    /// the component created (moving it by delete and create when its namespace changed).
     async fn present(&self, name: &str, key: &PrKey, spec: Value) -> Result<(), SyncError> {
         let Some(current) = self.apps.get_opt(name).await? else {
-            let object: DynamicObject = serde_json::from_value(json!({
-                "apiVersion": "reviewtron.k8s.revelry.co/v1",
-                "kind": "ReviewApp",
-                "metadata": {
-                    "name": name,
-                    "labels": {MANAGED_BY.0: MANAGED_BY.1},
-                    "finalizers": [FINALIZER],
-                },
-                "spec": spec,
-            }))
-            .map_err(|e| SyncError::Waiting(format!("building the ReviewApp: {e}")))?;
-            let params = PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..PostParams::default()
-            };
-            match self.apps.create(&params, &object).await {
-                Ok(_) => {}
-                // Created meanwhile (another replica, an earlier attempt): look again.
-                Err(kube::Error::Api(e)) if e.code == 409 => {
-                    return Err(SyncError::Waiting(format!("{name} appeared meanwhile")));
-                }
-                Err(err) => return Err(err.into()),
-            }
-            tracing::info!(app = name, repo = %key.repo, pr = key.number, commit = %spec["commitHash"], "ReviewApp created");
-            self.metrics.pull_request("created");
-            return Ok(());
+            return self.create(name, key, spec).await;
         };
         if current.metadata.deletion_timestamp.is_some() {
             return Err(SyncError::Waiting(format!(
@@ -195,9 +172,50 @@ impl PullRequests {
                 "{name} moves to another namespace: deleted, created again once it is gone"
             )));
         }
+        self.replace_spec(name, key, &current, spec).await
+    }
+
+    /// Creates the `ReviewApp` `name` with `spec`, labelled as the component's and held by its
+    /// finalizer.
+    async fn create(&self, name: &str, key: &PrKey, spec: Value) -> Result<(), SyncError> {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "reviewtron.k8s.revelry.co/v1",
+            "kind": "ReviewApp",
+            "metadata": {
+                "name": name,
+                "labels": {MANAGED_BY.0: MANAGED_BY.1},
+                "finalizers": [FINALIZER],
+            },
+            "spec": spec,
+        }))
+        .map_err(|e| SyncError::Waiting(format!("building the ReviewApp: {e}")))?;
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..PostParams::default()
+        };
+        match self.apps.create(&params, &object).await {
+            Ok(_) => {}
+            // Created meanwhile (another replica, an earlier attempt): look again.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                return Err(SyncError::Waiting(format!("{name} appeared meanwhile")));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(app = name, repo = %key.repo, pr = key.number, commit = %spec["commitHash"], "ReviewApp created");
+        self.metrics.pull_request("created");
+        Ok(())
+    }
+
+    /// Replaces the whole spec of `current` (keys removed from the file go too), guarded by
+    /// the resourceVersion read: a concurrent change makes the test fail and the run retry.
+    async fn replace_spec(
+        &self,
+        name: &str,
+        key: &PrKey,
+        current: &DynamicObject,
+        spec: Value,
+    ) -> Result<(), SyncError> {
         let rv = current.metadata.resource_version.clone();
-        // The whole spec is replaced (keys removed from the file go too), guarded by the
-        // resourceVersion read above: a concurrent change makes the test fail and the run retry.
         let patch: Patch<()> = Patch::Json(
             serde_json::from_value(json!([
                 {"op": "test", "path": "/metadata/resourceVersion", "value": rv},

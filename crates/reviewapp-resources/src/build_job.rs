@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    KeyToPath, LocalObjectReference, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, KeyToPath,
+    LocalObjectReference, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use reviewapp_api::names::short_sha;
 use reviewapp_api::{BUILD_FINALIZER, BuilderKind, OperatorConfig, ReviewApp, ValidatedSpec};
 
+use crate::env;
 use crate::meta::{self, Component, LABEL_COMMIT};
 
 /// Where the downloaded tarball lives (`download` emptyDir).
@@ -153,11 +154,7 @@ fn fetch_container(config: &OperatorConfig, spec: &ValidatedSpec) -> Container {
         "--output",
         TARBALL_PATH,
     ]);
-    let mut env = vec![EnvVar {
-        name: SOURCE_URL_ENV.to_string(),
-        value: Some(spec.tarball_url.clone()),
-        value_from: None,
-    }];
+    let mut env = vec![env::literal(SOURCE_URL_ENV, &spec.tarball_url)];
     if config.source_token_applies(&spec.tarball_url) {
         args.extend(strings(&[
             "--variable",
@@ -165,18 +162,14 @@ fn fetch_container(config: &OperatorConfig, spec: &ValidatedSpec) -> Container {
             "--expand-header",
             &format!("Authorization: Bearer {{{{{SOURCE_TOKEN_ENV}}}}}"),
         ]));
-        env.push(EnvVar {
-            name: SOURCE_TOKEN_ENV.to_string(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: config.builder.source_token_secret_name.clone(),
-                    key: SOURCE_TOKEN_KEY.to_string(),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
-            }),
-        });
+        env.push(env::from_secret(
+            SOURCE_TOKEN_ENV,
+            SecretKeySelector {
+                name: config.builder.source_token_secret_name.clone(),
+                key: SOURCE_TOKEN_KEY.to_string(),
+                optional: Some(false),
+            },
+        ));
     }
     args.push(format!("$({SOURCE_URL_ENV})"));
     Container {
@@ -235,9 +228,9 @@ fn buildkit_container(config: &OperatorConfig, image: &str) -> Container {
         ])),
         env: Some(vec![
             // No PID-namespace sandbox per build step: creating one needs a privileged /proc mount.
-            env("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox"),
-            env("HOME", BUILDKIT_HOME),
-            env("DOCKER_CONFIG", &format!("{BUILDKIT_HOME}/.docker")),
+            env::literal("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox"),
+            env::literal("HOME", BUILDKIT_HOME),
+            env::literal("DOCKER_CONFIG", &format!("{BUILDKIT_HOME}/.docker")),
         ]),
         volume_mounts: Some(vec![
             mount(VOLUME_SOURCE, SOURCE_DIR, true),
@@ -377,14 +370,6 @@ fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
         mount_path: path.to_string(),
         read_only: read_only.then_some(true),
         ..VolumeMount::default()
-    }
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value: Some(value.to_string()),
-        value_from: None,
     }
 }
 

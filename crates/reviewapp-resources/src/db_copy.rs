@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector};
+use k8s_openapi::api::core::v1::{EnvVar, Secret, SecretKeySelector};
 use reviewapp_api::validate::{Backend, CopySource, Source};
 use reviewapp_api::{ReviewApp, ValidatedSpec};
 
+use crate::env;
 use crate::meta::{self, Component};
 
 /// Key of the script in the Secret.
@@ -181,16 +182,8 @@ fn own_key(spec: &ValidatedSpec, key: &str) -> SecretKeySelector {
 
 /// The `SOURCE_*` variables of the KubeDB database container, each read from a Secret key.
 pub fn source_env(spec: &ValidatedSpec, copy: &CopySource) -> Vec<EnvVar> {
-    let from = |name: &str, selector: SecretKeySelector| EnvVar {
-        name: name.to_string(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(selector),
-            ..EnvVarSource::default()
-        }),
-    };
     match copy {
-        CopySource::UrlSecret { name, key } => vec![from(
+        CopySource::UrlSecret { name, key } => vec![env::from_secret(
             SOURCE_DATABASE_URL,
             SecretKeySelector {
                 name: name.clone(),
@@ -206,22 +199,18 @@ pub fn source_env(spec: &ValidatedSpec, copy: &CopySource) -> Vec<EnvVar> {
             password,
         } => {
             let port = match port {
-                Some(_) => from(SOURCE_PORT, own_key(spec, SOURCE_PORT)),
-                None => EnvVar {
-                    name: SOURCE_PORT.to_string(),
-                    value: Some(DEFAULT_PORT.to_string()),
-                    value_from: None,
-                },
+                Some(_) => env::from_secret(SOURCE_PORT, own_key(spec, SOURCE_PORT)),
+                None => env::literal(SOURCE_PORT, DEFAULT_PORT),
             };
             vec![
-                from(SOURCE_HOST, secret_key_ref(spec, SOURCE_HOST, host)),
+                env::from_secret(SOURCE_HOST, secret_key_ref(spec, SOURCE_HOST, host)),
                 port,
-                from(
+                env::from_secret(
                     SOURCE_DATABASE,
                     secret_key_ref(spec, SOURCE_DATABASE, database),
                 ),
-                from(SOURCE_USER, secret_key_ref(spec, SOURCE_USER, user)),
-                from(
+                env::from_secret(SOURCE_USER, secret_key_ref(spec, SOURCE_USER, user)),
+                env::from_secret(
                     SOURCE_PASSWORD,
                     secret_key_ref(spec, SOURCE_PASSWORD, password),
                 ),

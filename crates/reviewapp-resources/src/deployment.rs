@@ -15,11 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 
-use crate::database;
-use crate::meta::{self, ANNOTATION_IMAGE, Component};
+use crate::meta::{self, ANNOTATION_IMAGE, Component, PORT_NAME};
+use crate::{database, env};
 
-/// Name of the container port (and of the Service port).
-pub const PORT_NAME: &str = "http";
 /// Name of the migration init container.
 pub const MIGRATE_CONTAINER: &str = "migrate";
 
@@ -32,16 +30,50 @@ pub fn deployment(
     image: &str,
 ) -> Deployment {
     let names = &spec.names;
-    let selector = meta::pod_selector(names);
-    let mut pod_labels = meta::labels(app, names, Component::App);
-    pod_labels.extend(selector.clone());
+    let deployment_spec = DeploymentSpec {
+        replicas: Some(replicas),
+        revision_history_limit: Some(2),
+        selector: LabelSelector {
+            match_labels: Some(meta::pod_selector(names)),
+            match_expressions: None,
+        },
+        // Start the new version before stopping the old one: it keeps serving until the new
+        // pod (and its migration) is ready.
+        strategy: Some(DeploymentStrategy {
+            type_: Some("RollingUpdate".to_string()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(1)),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        }),
+        template: pod_template(app, spec, config, image),
+        ..DeploymentSpec::default()
+    };
+    let mut deployment = Deployment {
+        metadata: meta::object_meta(app, names, Component::App, &spec.namespace, &names.app),
+        ..Deployment::default()
+    };
+    // `Deployment.spec` is optional up to Kubernetes 1.36 and required from 1.37; `into` fits both.
+    #[allow(clippy::useless_conversion)]
+    {
+        deployment.spec = deployment_spec.into();
+    }
+    deployment
+}
+
+/// The app's pods: labelled for the selector, annotated with the image, running the migration
+/// (when there is one) and then the app, both with the same environment.
+fn pod_template(
+    app: &ReviewApp,
+    spec: &ValidatedSpec,
+    config: &OperatorConfig,
+    image: &str,
+) -> PodTemplateSpec {
+    let names = &spec.names;
+    let mut labels = meta::labels(app, names, Component::App);
+    labels.extend(meta::pod_selector(names));
     let env = app_env(spec, config);
     let env_from = app_env_from(spec);
-    let security_context = SecurityContext {
-        allow_privilege_escalation: Some(false),
-        ..SecurityContext::default()
-    };
-
     let migrate = spec.migrate.as_ref().map(|migrate| Container {
         name: MIGRATE_CONTAINER.to_string(),
         image: Some(image.to_string()),
@@ -49,11 +81,39 @@ pub fn deployment(
         args: Some(migrate.args.clone()),
         env: Some(env.clone()),
         env_from: Some(env_from.clone()),
-        security_context: Some(security_context.clone()),
+        security_context: Some(no_privilege_escalation()),
         ..Container::default()
     });
-    let container = Container {
-        name: names.app.clone(),
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_IMAGE.to_string(),
+                image.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            image_pull_secrets: Some(vec![LocalObjectReference {
+                name: spec.registry_secret_name.clone(),
+            }]),
+            init_containers: migrate.map(|c| vec![c]),
+            containers: vec![app_container(spec, image, env, env_from)],
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// The app itself, ready once it accepts TCP connections on its port.
+fn app_container(
+    spec: &ValidatedSpec,
+    image: &str,
+    env: Vec<EnvVar>,
+    env_from: Vec<EnvFromSource>,
+) -> Container {
+    Container {
+        name: spec.names.app.clone(),
         image: Some(image.to_string()),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
@@ -72,57 +132,16 @@ pub fn deployment(
             period_seconds: Some(5),
             ..Probe::default()
         }),
-        security_context: Some(security_context),
+        security_context: Some(no_privilege_escalation()),
         ..Container::default()
-    };
-
-    let deployment_spec = DeploymentSpec {
-        replicas: Some(replicas),
-        revision_history_limit: Some(2),
-        selector: LabelSelector {
-            match_labels: Some(selector),
-            match_expressions: None,
-        },
-        // Start the new version before stopping the old one: it keeps serving until the new
-        // pod (and its migration) is ready.
-        strategy: Some(DeploymentStrategy {
-            type_: Some("RollingUpdate".to_string()),
-            rolling_update: Some(RollingUpdateDeployment {
-                max_surge: Some(IntOrString::Int(1)),
-                max_unavailable: Some(IntOrString::Int(0)),
-            }),
-        }),
-        template: PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: Some(pod_labels),
-                annotations: Some(BTreeMap::from([(
-                    ANNOTATION_IMAGE.to_string(),
-                    image.to_string(),
-                )])),
-                ..ObjectMeta::default()
-            }),
-            spec: Some(PodSpec {
-                automount_service_account_token: Some(false),
-                image_pull_secrets: Some(vec![LocalObjectReference {
-                    name: spec.registry_secret_name.clone(),
-                }]),
-                init_containers: migrate.map(|c| vec![c]),
-                containers: vec![container],
-                ..PodSpec::default()
-            }),
-        },
-        ..DeploymentSpec::default()
-    };
-    let mut deployment = Deployment {
-        metadata: meta::object_meta(app, names, Component::App, &spec.namespace, &names.app),
-        ..Deployment::default()
-    };
-    // `Deployment.spec` is optional up to Kubernetes 1.36 and required from 1.37; `into` fits both.
-    #[allow(clippy::useless_conversion)]
-    {
-        deployment.spec = deployment_spec.into();
     }
-    deployment
+}
+
+fn no_privilege_escalation() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        ..SecurityContext::default()
+    }
 }
 
 /// `envFrom` of the app and its migration, in the original operator's order: the database
@@ -152,15 +171,15 @@ pub fn app_env_from(spec: &ValidatedSpec) -> Vec<EnvFromSource> {
     out
 }
 
-/// `env` of the app and its migration, in the seed's order: `APP_DOMAIN`, `APP_NAME`,
+/// `env` of the app and its migration, in the original operator's order: `APP_DOMAIN`, `APP_NAME`,
 /// `CLUSTER_DISABLED`, `NODE_IP` (the pod IP, name kept), the database variables, then
 /// `spec.config.env.values` (which come last, so they can override anything before them).
 pub fn app_env(spec: &ValidatedSpec, config: &OperatorConfig) -> Vec<EnvVar> {
     let names = &spec.names;
     let mut env = vec![
-        value("APP_DOMAIN", &names.host(&config.domain)),
-        value("APP_NAME", &names.app),
-        value("CLUSTER_DISABLED", "1"),
+        env::literal("APP_DOMAIN", &names.host(&config.domain)),
+        env::literal("APP_NAME", &names.app),
+        env::literal("CLUSTER_DISABLED", "1"),
         EnvVar {
             name: "NODE_IP".to_string(),
             value: None,
@@ -176,12 +195,4 @@ pub fn app_env(spec: &ValidatedSpec, config: &OperatorConfig) -> Vec<EnvVar> {
     env.extend(database::app_env(spec));
     env.extend(spec.env.values.iter().cloned());
     env
-}
-
-fn value(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value: Some(value.to_string()),
-        value_from: None,
-    }
 }

@@ -7,8 +7,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 
-use crate::meta::{self, Component};
-use crate::service::SERVICE_PORT;
+use crate::meta::{self, Component, SERVICE_PORT};
 
 /// The Ingress `names.app`: host `names.host(domain)`, path `/` to the Service, and TLS with the
 /// copied wildcard Secret when TLS is configured.

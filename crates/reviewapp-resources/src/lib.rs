@@ -10,16 +10,19 @@
 //! Every name comes from [`AppNames`](reviewapp_api::names::AppNames), never re-derived here.
 
 pub mod build_job;
+mod child;
 pub mod database;
 pub mod db_copy;
 pub mod deployment;
+mod env;
 pub mod ingress;
 pub mod meta;
 mod plan;
 pub mod service;
 pub mod tls_secret;
 
+pub use child::{ChildKind, ChildRef};
 pub use plan::{
-    Action, ChildKind, ChildRef, Manifest, Plan, RenderError, all_children, apply_children,
-    build_job_ref, prune, render, start_build, tear_down,
+    Action, Manifest, Plan, RenderError, all_children, apply_children, build_job_ref, prune,
+    render, start_build, tear_down,
 };

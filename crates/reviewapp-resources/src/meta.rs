@@ -1,4 +1,5 @@
-//! Labels, annotations, the owner reference and the common metadata of every child.
+//! What every child shares: labels, annotations, the owner reference, common metadata, and the
+//! app's port names.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGED_BY: &str = "review-app-operator";
-/// Pod label that selects an app's pods (Deployment selector and Service selector; from the seed).
+/// Pod label that selects an app's pods (Deployment selector and Service selector; kept from the original operator).
 pub const POD_SELECTOR_LABEL: &str = "reviewApp";
 /// Pod-template annotation naming the image the pods run.
 pub const ANNOTATION_IMAGE: &str = "reviewtron.k8s.revelry.co/image";
@@ -30,6 +31,10 @@ pub const ANNOTATION_IMAGE: &str = "reviewtron.k8s.revelry.co/image";
 pub const ANNOTATION_COPIED_FROM: &str = "reviewtron.k8s.revelry.co/copied-from";
 /// Kind of the owner of every child.
 pub const OWNER_KIND: &str = "ReviewApp";
+/// Name of the app's container port and of its Service port (which the Ingress backend uses).
+pub const PORT_NAME: &str = "http";
+/// Port the app's Service (and so the Ingress backend) listens on.
+pub const SERVICE_PORT: i32 = 80;
 
 /// What part of the review app an object belongs to (`app.kubernetes.io/component`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,102 +7,9 @@ use reviewapp_state::{EventNote, Intent, TearDown};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::child::{ChildKind, ChildRef};
 use crate::database::{self, DatabaseObject};
 use crate::{build_job, db_copy, deployment, ingress, service, tls_secret};
-
-/// Every kind of object the operator creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChildKind {
-    /// `batch/v1` `Job` (the build, in the build namespace).
-    Job,
-    /// `apps/v1` `Deployment`.
-    Deployment,
-    /// `v1` `Service`.
-    Service,
-    /// `networking.k8s.io/v1` `Ingress`.
-    Ingress,
-    /// `v1` `Secret` (TLS copy and database-copy secret).
-    Secret,
-    /// `kubedb.com/v1` `Postgres`.
-    KubedbPostgres,
-    /// `postgresql.cnpg.io/v1` `Cluster`.
-    CnpgCluster,
-}
-
-impl ChildKind {
-    /// Every kind.
-    pub const ALL: [ChildKind; 7] = [
-        ChildKind::Job,
-        ChildKind::Deployment,
-        ChildKind::Service,
-        ChildKind::Ingress,
-        ChildKind::Secret,
-        ChildKind::KubedbPostgres,
-        ChildKind::CnpgCluster,
-    ];
-
-    /// API group (empty for core).
-    pub fn group(self) -> &'static str {
-        match self {
-            ChildKind::Job => "batch",
-            ChildKind::Deployment => "apps",
-            ChildKind::Service | ChildKind::Secret => "",
-            ChildKind::Ingress => "networking.k8s.io",
-            ChildKind::KubedbPostgres => "kubedb.com",
-            ChildKind::CnpgCluster => "postgresql.cnpg.io",
-        }
-    }
-
-    /// API version (without group).
-    pub fn version(self) -> &'static str {
-        "v1"
-    }
-
-    /// `apiVersion` field value.
-    pub fn api_version(self) -> String {
-        match self.group() {
-            "" => self.version().to_string(),
-            group => format!("{group}/{}", self.version()),
-        }
-    }
-
-    /// `kind` field value.
-    pub fn kind(self) -> &'static str {
-        match self {
-            ChildKind::Job => "Job",
-            ChildKind::Deployment => "Deployment",
-            ChildKind::Service => "Service",
-            ChildKind::Ingress => "Ingress",
-            ChildKind::Secret => "Secret",
-            ChildKind::KubedbPostgres => "Postgres",
-            ChildKind::CnpgCluster => "Cluster",
-        }
-    }
-
-    /// Resource (plural) name in URLs.
-    pub fn plural(self) -> &'static str {
-        match self {
-            ChildKind::Job => "jobs",
-            ChildKind::Deployment => "deployments",
-            ChildKind::Service => "services",
-            ChildKind::Ingress => "ingresses",
-            ChildKind::Secret => "secrets",
-            ChildKind::KubedbPostgres => "postgreses",
-            ChildKind::CnpgCluster => "clusters",
-        }
-    }
-}
-
-/// A child identified by kind, namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChildRef {
-    /// Kind.
-    pub kind: ChildKind,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
 
 /// A rendered object, ready for server-side apply (`apiVersion`, `kind` and `metadata` set).
 #[derive(Clone, Debug, PartialEq)]
@@ -155,27 +62,14 @@ pub enum RenderError {
     /// The intent needs a validated spec and none was given (a bug in the caller).
     #[error("intent {0} needs a validated spec")]
     NeedsSpec(&'static str),
-    /// An object could not be turned into JSON (not expected for these types).
+    /// An object (`kind` `name`) could not be turned into JSON (not expected for these types).
     #[error("cannot serialise {kind} {name}: {message}")]
+    #[allow(missing_docs)] // the object's kind and name, and the serialiser's message
     Serialize {
-        /// Kind of the object.
         kind: &'static str,
-        /// Its name.
         name: String,
-        /// The serialiser's message.
         message: String,
     },
-}
-
-impl ChildRef {
-    /// A reference to `kind` `namespace`/`name`.
-    pub fn new(kind: ChildKind, namespace: &str, name: &str) -> Self {
-        Self {
-            kind,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        }
-    }
 }
 
 impl Manifest {
@@ -208,9 +102,7 @@ impl Action {
             _ => None,
         }
     }
-}
 
-impl Action {
     /// One line for people: `apply Deployment test-review-app/test-review-app-678`.
     pub fn describe(&self) -> String {
         let at = |c: &ChildRef| format!("{} {}/{}", c.kind.kind(), c.namespace, c.name);

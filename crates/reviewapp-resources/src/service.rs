@@ -4,11 +4,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use reviewapp_api::{ReviewApp, ValidatedSpec};
 
-use crate::deployment::PORT_NAME;
-use crate::meta::{self, Component};
-
-/// Port the Service (and so the Ingress backend) listens on.
-pub const SERVICE_PORT: i32 = 80;
+use crate::meta::{self, Component, PORT_NAME, SERVICE_PORT};
 
 /// The ClusterIP Service `names.app`, selecting the app's pods.
 pub fn service(app: &ReviewApp, spec: &ValidatedSpec) -> Service {

@@ -4,14 +4,22 @@
 //! world (its build Job, its env Secrets), the operator configuration and the current time, and
 //! returns the new status and the [`Intent`]s that bring the cluster to it. No IO, no clock, no
 //! async: every row of the transition table is a plain test.
+//!
+//! Around it, the rules the daemon applies to what it observes and records: which
+//! [`BuildObservation`] a build Job (or a Job just created and not yet watched) stands for
+//! ([`build_job_observation`]), the `ReconcileFailed` condition of a failed attempt
+//! ([`set_reconcile_failed`]), and the status's clock resolution ([`whole_seconds`]).
 
 mod conditions;
 mod intent;
 mod observe;
+mod time;
 mod transition;
 
+pub use conditions::{clear_reconcile_failed, set_reconcile_failed};
 pub use intent::{EventKind, EventNote, Intent, TearDown};
-pub use observe::{job_state, observe_job};
+pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
+pub use time::whole_seconds;
 pub use transition::{Transition, transition};
 
 use std::collections::BTreeSet;

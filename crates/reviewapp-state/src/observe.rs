@@ -5,10 +5,36 @@
 //! conditions decide first (`Complete`, `SuccessCriteriaMet`, `Failed`, `FailureTarget`, with
 //! `DeadlineExceeded` and `BackoffLimitExceeded` reasons), then the counters.
 
+use std::time::Duration;
+
 use k8s_openapi::api::batch::v1::Job;
 use reviewapp_api::BUILD_FINALIZER;
 
 use crate::{BuildObservation, JobState};
+
+/// How long a build Job the operator created may be missing from its Job watch's store before it
+/// counts as vanished. A watch delivers a new Job within milliseconds; a Job deleted while the
+/// watch relists leaves no delete event, so this bounds how long such a build waits to be
+/// started again.
+pub const JOB_STORE_LAG: Duration = Duration::from_secs(5);
+
+/// The outcome and lifecycle of the build Job named in `status.buildJobName`, from what the daemon
+/// knows of it: `stored`, the Job as the Job watch's store holds it, and `created_ago`, how long
+/// ago this process created it, when it did and the watch has not yet delivered (or deleted) it.
+///
+/// A Job in the store is what it says. One this process created less than [`JOB_STORE_LAG`] ago
+/// is running and held, as the operator creates it (the watch has not caught up). Any other is
+/// [`BuildObservation::Missing`].
+pub fn build_job_observation(
+    stored: Option<&Job>,
+    created_ago: Option<Duration>,
+) -> (BuildObservation, JobState) {
+    match (stored, created_ago) {
+        (Some(job), _) => (observe_job(Some(job)), job_state(job)),
+        (None, Some(age)) if age < JOB_STORE_LAG => (BuildObservation::Running, JobState::HELD),
+        (None, _) => (BuildObservation::Missing, JobState::default()),
+    }
+}
 
 /// Whether `job` is being deleted and whether it carries the operator's build-outcome finalizer.
 pub fn job_state(job: &Job) -> JobState {
@@ -98,6 +124,28 @@ mod tests {
                 deleting: true,
                 held: false
             }
+        );
+    }
+
+    #[test]
+    fn a_job_this_process_just_created_is_running_until_the_store_lag_passed() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            build_job_observation(None, Some(second)),
+            (BuildObservation::Running, JobState::HELD)
+        );
+        for ago in [Some(JOB_STORE_LAG), Some(JOB_STORE_LAG + second), None] {
+            assert_eq!(
+                build_job_observation(None, ago),
+                (BuildObservation::Missing, JobState::default()),
+                "{ago:?}"
+            );
+        }
+        // Once the store has it, the Job itself decides.
+        let j = job("metadata: {name: b}\nspec: {template: {}}\nstatus: {succeeded: 1}\n");
+        assert_eq!(
+            build_job_observation(Some(&j), Some(second)),
+            (BuildObservation::Succeeded, JobState::default())
         );
     }
 

@@ -1,5 +1,9 @@
 //! The transition table: every status the operator can leave an app in × every event.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "the transition tables are data, one row per line"
+)]
 
 mod common;
 
@@ -72,9 +76,9 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "add-finalizer",
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -85,9 +89,9 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "add-finalizer",
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -97,9 +101,9 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "add-finalizer",
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -109,9 +113,9 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "add-finalizer",
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -121,9 +125,9 @@ fn table() -> Vec<Row> {
             Missing,
             &[
                 "add-finalizer",
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -132,7 +136,7 @@ fn table() -> Vec<Row> {
             "delete",
             Missing,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
             ],
             NONE,
@@ -153,9 +157,9 @@ fn table() -> Vec<Row> {
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
                 "release-job test-review-app-678--c8c9aa334a",
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -179,7 +183,7 @@ fn table() -> Vec<Row> {
             Succeeded,
             &[
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
-                "event Deployed",
+                "event Normal Deployed",
                 "then release-job test-review-app-678--c8c9aa334a",
             ],
             DEPLOYED,
@@ -190,7 +194,7 @@ fn table() -> Vec<Row> {
             failed(),
             &[
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildFailed",
+                "event Warning BuildFailed",
                 "then release-job test-review-app-678--c8c9aa334a",
             ],
             FAILED,
@@ -200,9 +204,9 @@ fn table() -> Vec<Row> {
             "reconcile",
             Missing,
             &[
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildRestarted",
+                "event Warning BuildRestarted",
             ],
             BUILDING,
         ),
@@ -211,7 +215,7 @@ fn table() -> Vec<Row> {
             "delete",
             Running,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
                 "remove-finalizer",
             ],
@@ -234,9 +238,9 @@ fn table() -> Vec<Row> {
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
                 "release-job test-review-app-678--c8c9aa334a",
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             REBUILDING,
         ),
@@ -259,7 +263,7 @@ fn table() -> Vec<Row> {
             "delete",
             Missing,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
                 "remove-finalizer",
             ],
@@ -281,9 +285,9 @@ fn table() -> Vec<Row> {
             &[
                 "delete-job test-review-app-678--5ce6e4a15e",
                 "release-job test-review-app-678--5ce6e4a15e",
-                "start-build test-review-app-678--0123456789 grossvogel/test-review-app-678:0123456789",
+                "start-build test-review-app-678--0123456789 0123456789abcdef0123456789abcdef01234567 grossvogel/test-review-app-678:0123456789",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             REBUILDING,
         ),
@@ -300,7 +304,7 @@ fn table() -> Vec<Row> {
             Succeeded,
             &[
                 "apply 1 grossvogel/test-review-app-678:5ce6e4a15e",
-                "event Deployed",
+                "event Normal Deployed",
                 "then release-job test-review-app-678--5ce6e4a15e",
             ],
             DEPLOYED,
@@ -311,7 +315,7 @@ fn table() -> Vec<Row> {
             failed(),
             &[
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildFailed",
+                "event Warning BuildFailed",
                 "then release-job test-review-app-678--5ce6e4a15e",
             ],
             REBUILD_FAILED,
@@ -321,9 +325,9 @@ fn table() -> Vec<Row> {
             "reconcile",
             Missing,
             &[
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildRestarted",
+                "event Warning BuildRestarted",
             ],
             REBUILDING,
         ),
@@ -332,7 +336,7 @@ fn table() -> Vec<Row> {
             "delete",
             Running,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--5ce6e4a15e",
                 "remove-finalizer",
             ],
@@ -354,9 +358,9 @@ fn table() -> Vec<Row> {
             &[
                 "delete-job test-review-app-678--c8c9aa334a",
                 "release-job test-review-app-678--c8c9aa334a",
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -384,7 +388,7 @@ fn table() -> Vec<Row> {
             "delete",
             Missing,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
                 "remove-finalizer",
             ],
@@ -412,9 +416,9 @@ fn table() -> Vec<Row> {
             &[
                 "delete-job test-review-app-678--5ce6e4a15e",
                 "release-job test-review-app-678--5ce6e4a15e",
-                "start-build test-review-app-678--0123456789 grossvogel/test-review-app-678:0123456789",
+                "start-build test-review-app-678--0123456789 0123456789abcdef0123456789abcdef01234567 grossvogel/test-review-app-678:0123456789",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             REBUILDING,
         ),
@@ -440,7 +444,7 @@ fn table() -> Vec<Row> {
             "delete",
             Running,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--5ce6e4a15e",
                 "remove-finalizer",
             ],
@@ -455,10 +459,10 @@ fn table() -> Vec<Row> {
             "modify-config",
             Missing,
             &[
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 "apply 0 grossvogel/test-review-app-678:c8c9aa334a prune",
-                "event SpecValid",
-                "event BuildStarted",
+                "event Normal SpecValid",
+                "event Normal BuildStarted",
             ],
             BUILDING,
         ),
@@ -468,7 +472,7 @@ fn table() -> Vec<Row> {
             "delete",
             Missing,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
                 "remove-finalizer",
             ],
@@ -503,9 +507,9 @@ fn table() -> Vec<Row> {
                 "add-finalizer",
                 "delete-job test-review-app-678--c8c9aa334a",
                 "release-job test-review-app-678--c8c9aa334a",
-                "start-build test-review-app-678--5ce6e4a15e grossvogel/test-review-app-678:5ce6e4a15e",
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
-                "event BuildStarted",
+                "event Normal BuildStarted",
             ],
             REBUILDING,
         ),
@@ -534,7 +538,7 @@ fn table() -> Vec<Row> {
             "delete",
             Missing,
             &[
-                "event TearDown",
+                "event Normal TearDown",
                 "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
             ],
             DEPLOYED,
@@ -593,6 +597,33 @@ fn transition_table() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_status_fixtures_are_what_the_transition_leaves() {
+    let building = step(&fresh(), AppEvent::Add, Missing);
+    let deployed = step(&building, AppEvent::Reconcile, Succeeded);
+    let rebuilding = step(&with_commit(&deployed, SHA2), AppEvent::Modify, Missing);
+    let produced = [
+        ("building", building.clone()),
+        ("deployed", deployed),
+        (
+            "failed-first",
+            step(&building, AppEvent::Reconcile, failed()),
+        ),
+        ("rebuilding", rebuilding.clone()),
+        (
+            "failed-rebuild",
+            step(&rebuilding, AppEvent::Reconcile, failed()),
+        ),
+        (
+            "invalid",
+            step(&with_port(&fresh(), 0), AppEvent::Add, Missing),
+        ),
+    ];
+    for (name, app) in produced {
+        assert_eq!(app, state(name), "{name}");
+    }
 }
 
 #[test]
@@ -666,8 +697,7 @@ fn no_combination_panics_or_deploys_an_unbuilt_image() {
 
 #[test]
 fn deployed_status_names_commit_url_and_conditions() {
-    let states = states();
-    let deployed = &states.iter().find(|(n, _)| *n == "deployed").unwrap().1;
+    let deployed = &state("deployed");
     let status = deployed.status.as_ref().unwrap();
     assert_eq!(status.deployed_commit.as_deref(), Some(SHA1));
     assert_eq!(status.deployed_image.as_deref(), Some(IMG1));
@@ -755,8 +785,7 @@ fn sub_second_clock_is_truncated() {
 
 #[test]
 fn build_failure_reports_the_jobs_reason() {
-    let states = states();
-    let app = &states.iter().find(|(n, _)| *n == "failed-first").unwrap().1;
+    let app = &state("failed-first");
     let status = app.status.as_ref().unwrap();
     let message = status.message.as_deref().unwrap();
     assert!(
@@ -798,7 +827,7 @@ fn invalid_spec_names_every_bad_field_once() {
     }
     assert_eq!(
         summary(&t),
-        ["add-finalizer", "event InvalidSpec"],
+        ["add-finalizer", "event Warning InvalidSpec"],
         "no child, no build"
     );
     let warning = t
@@ -873,7 +902,11 @@ fn delete_of_an_app_without_identity_still_releases_the_finalizer() {
     );
     assert_eq!(
         summary(&t),
-        ["event TearDown", "teardown - jobs=", "remove-finalizer"]
+        [
+            "event Normal TearDown",
+            "teardown - jobs=",
+            "remove-finalizer"
+        ]
     );
 }
 
@@ -881,8 +914,7 @@ fn delete_of_an_app_without_identity_still_releases_the_finalizer() {
 fn deploys_the_image_that_was_built_even_if_the_registry_changed() {
     // Build started while the operator pushed to `grossvogel`; the operator is reconfigured
     // before the build finishes. The built image is deployed, not one derived anew.
-    let states = states();
-    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    let building = &state("building");
     let mut moved = config();
     moved.registry = "registry.example.com/review".into();
     let t = transition(
@@ -987,9 +1019,9 @@ fn job_table() -> Vec<JobRow> {
             JobState::DELETING,
             &[
                 "release-job test-review-app-678--c8c9aa334a",
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 APPLY0,
-                "event BuildRestarted",
+                "event Warning BuildRestarted",
             ],
             BUILDING,
         ),
@@ -1001,7 +1033,7 @@ fn job_table() -> Vec<JobRow> {
             "building",
             Succeeded,
             JobState::HELD,
-            &[APPLY1, "event Deployed", RELEASE_LATER],
+            &[APPLY1, "event Normal Deployed", RELEASE_LATER],
             DEPLOYED,
         ),
         // Finished while the operator was down, and its TTL (or a person) deleted it: deployed,
@@ -1010,49 +1042,49 @@ fn job_table() -> Vec<JobRow> {
             "building",
             Succeeded,
             JobState::DELETING,
-            &[APPLY1, "event Deployed", RELEASE_LATER],
+            &[APPLY1, "event Normal Deployed", RELEASE_LATER],
             DEPLOYED,
         ),
         job_row(
             "building",
             Succeeded,
             NOT_HELD,
-            &[APPLY1, "event Deployed"],
+            &[APPLY1, "event Normal Deployed"],
             DEPLOYED,
         ),
         job_row(
             "building",
             Succeeded,
             DELETING_NOT_HELD,
-            &[APPLY1, "event Deployed"],
+            &[APPLY1, "event Normal Deployed"],
             DEPLOYED,
         ),
         job_row(
             "building",
             failed(),
             JobState::HELD,
-            &[APPLY0, "event BuildFailed", RELEASE_LATER],
+            &[APPLY0, "event Warning BuildFailed", RELEASE_LATER],
             FAILED,
         ),
         job_row(
             "building",
             failed(),
             JobState::DELETING,
-            &[APPLY0, "event BuildFailed", RELEASE_LATER],
+            &[APPLY0, "event Warning BuildFailed", RELEASE_LATER],
             FAILED,
         ),
         job_row(
             "building",
             failed(),
             NOT_HELD,
-            &[APPLY0, "event BuildFailed"],
+            &[APPLY0, "event Warning BuildFailed"],
             FAILED,
         ),
         job_row(
             "building",
             failed(),
             DELETING_NOT_HELD,
-            &[APPLY0, "event BuildFailed"],
+            &[APPLY0, "event Warning BuildFailed"],
             FAILED,
         ),
         // Truly gone (created without the finalizer, or it was stripped): start it again.
@@ -1061,9 +1093,9 @@ fn job_table() -> Vec<JobRow> {
             Missing,
             JobState::default(),
             &[
-                "start-build test-review-app-678--c8c9aa334a grossvogel/test-review-app-678:c8c9aa334a",
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
                 APPLY0,
-                "event BuildRestarted",
+                "event Warning BuildRestarted",
             ],
             BUILDING,
         ),
@@ -1187,8 +1219,7 @@ fn job_table_covers_every_outcome_and_lifecycle() {
 
 #[test]
 fn the_release_of_a_finished_job_waits_for_the_status_that_records_it() {
-    let states = states();
-    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    let building = &state("building");
     for obs in [Succeeded, failed()] {
         let t = run(
             building,
@@ -1217,8 +1248,7 @@ fn the_release_of_a_finished_job_waits_for_the_status_that_records_it() {
 
 #[test]
 fn a_superseded_or_torn_down_build_is_deleted_and_released() {
-    let states = states();
-    let rebuilding = &states.iter().find(|(n, _)| *n == "rebuilding").unwrap().1;
+    let rebuilding = &state("rebuilding");
     let t = run(
         &with_commit(rebuilding, SHA3),
         AppEvent::Modify,
@@ -1250,8 +1280,7 @@ fn a_superseded_or_torn_down_build_is_deleted_and_released() {
 fn an_outcome_on_a_deleting_job_is_deployed_after_a_restart() {
     // The build succeeded while the operator was down, then its TTL deleted the Job (held by the
     // finalizer). The operator comes back: ADD deploys the built image, no second build.
-    let states = states();
-    let building = &states.iter().find(|(n, _)| *n == "building").unwrap().1;
+    let building = &state("building");
     let t = run(
         building,
         AppEvent::Add,
@@ -1265,7 +1294,7 @@ fn an_outcome_on_a_deleting_job_is_deployed_after_a_restart() {
         summary(&t),
         [
             format!("apply 1 {IMG1}"),
-            "event Deployed".to_string(),
+            "event Normal Deployed".to_string(),
             format!("then release-job {JOB1}")
         ]
     );
@@ -1300,7 +1329,7 @@ fn events(t: &Transition) -> Vec<(EventKind, &'static str, String)> {
 
 #[test]
 fn unknown_keys_are_reported_once_and_cleared() {
-    let app = step(&fresh(), AppEvent::Add, Missing);
+    let app = building();
     let ignored = app
         .status
         .as_ref()
@@ -1368,7 +1397,7 @@ fn missing(names: &[&str]) -> Observed {
 
 #[test]
 fn a_missing_env_secret_is_reported_and_clears_when_it_appears() {
-    let building = step(&fresh(), AppEvent::Add, Missing);
+    let building = building();
     let t = run(&building, AppEvent::Reconcile, &missing(&["secret-two"]));
     let condition = t.status.condition(CONDITION_MISSING_SECRETS).unwrap();
     assert_eq!(
@@ -1416,7 +1445,7 @@ fn a_missing_env_secret_is_reported_and_clears_when_it_appears() {
 #[test]
 fn only_the_apps_own_env_secrets_are_reported() {
     // An observation naming a Secret the spec does not use (a stale cache) reports nothing.
-    let building = step(&fresh(), AppEvent::Add, Missing);
+    let building = building();
     let t = run(&building, AppEvent::Reconcile, &missing(&["someone-elses"]));
     assert_eq!(
         t.status
@@ -1451,10 +1480,10 @@ fn the_app_template_builds_and_reports_its_missing_env_secret() {
         summary(&t),
         [
             "add-finalizer",
-            "start-build revelry-phoenix-app-template-42--3f786850e3 grossvogel/revelry-phoenix-app-template-42:3f786850e3",
+            "start-build revelry-phoenix-app-template-42--3f786850e3 3f786850e387550fdab836ed7e6dc881de23001b grossvogel/revelry-phoenix-app-template-42:3f786850e3",
             "apply 0 grossvogel/revelry-phoenix-app-template-42:3f786850e3",
-            "event BuildStarted",
-            "event MissingSecrets",
+            "event Normal BuildStarted",
+            "event Warning MissingSecrets",
         ]
     );
     let condition = t.status.condition(CONDITION_MISSING_SECRETS).unwrap();

@@ -40,27 +40,13 @@ pub(crate) fn compile(crd: &Value) -> Result<Versions, Vec<FieldError>> {
             .unwrap_or_default()
             .to_string()
     };
-    let name = meta::name(crd).to_string();
-    let group = text("/spec/group");
-    let plural = text("/spec/names/plural");
-    let kind = text("/spec/names/kind");
-    let mut errors = Vec::new();
-    for (field, value) in [
-        ("spec.group", &group),
-        ("spec.names.plural", &plural),
-        ("spec.names.kind", &kind),
-    ] {
-        if value.is_empty() {
-            errors.push(FieldError::new(field, Problem::Required, ""));
-        }
-    }
-    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        errors.push(FieldError::invalid(
-            "metadata.name",
-            &Value::String(name.clone()),
-            "must be spec.names.plural+\".\"+spec.group",
-        ));
-    }
+    let names = Names {
+        group: text("/spec/group"),
+        plural: text("/spec/names/plural"),
+        kind: text("/spec/names/kind"),
+        namespaced: text("/spec/scope") != "Cluster",
+    };
+    let mut errors = names.errors(meta::name(crd));
     let versions = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -73,59 +59,99 @@ pub(crate) fn compile(crd: &Value) -> Result<Versions, Vec<FieldError>> {
             "must have exactly one version marked as storage version",
         ));
     }
-    // The server reports schemas shared by every version at `spec.validation`.
-    let schemas: Vec<Option<&Value>> = versions
-        .iter()
-        .map(|v| v.pointer("/schema/openAPIV3Schema"))
-        .collect();
-    let shared = schemas.windows(2).all(|w| w.first() == w.get(1));
-    let namespaced = text("/spec/scope") != "Cluster";
-    let mut registered = Vec::new();
-    for (index, version) in versions.iter().enumerate() {
-        let at = if shared {
-            "spec.validation.openAPIV3Schema".to_string()
-        } else {
-            format!("spec.versions[{index}].schema.openAPIV3Schema")
-        };
-        let Some(raw) = schemas.get(index).copied().flatten() else {
-            errors.push(FieldError::new(
-                &at,
-                Problem::Required,
-                "schemas are required",
-            ));
-            continue;
-        };
-        let mut version_errors = Vec::new();
-        let schema = Schema::parse(raw, &at, true, &mut version_errors);
-        // Identical schemas give identical errors: report them once.
-        if !(shared && index > 0) {
-            errors.extend(version_errors);
-        }
-        let served = version
-            .get("served")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let version_name = version
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if served && !version_name.is_empty() {
-            registered.push((
-                ResourceKey::new(&group, version_name, &plural),
-                Registered {
-                    group: group.clone(),
-                    kind: kind.clone(),
-                    plural: plural.clone(),
-                    namespaced,
-                    schema,
-                },
-            ));
-        }
-    }
+    let registered = names.register(&versions, &mut errors);
     if errors.is_empty() {
         Ok(registered)
     } else {
         Err(errors)
+    }
+}
+
+/// What a CRD names: its group, plural, kind and scope.
+struct Names {
+    group: String,
+    plural: String,
+    kind: String,
+    namespaced: bool,
+}
+
+impl Names {
+    /// Missing names, and a CRD `name` other than `<plural>.<group>`.
+    fn errors(&self, name: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for (field, value) in [
+            ("spec.group", &self.group),
+            ("spec.names.plural", &self.plural),
+            ("spec.names.kind", &self.kind),
+        ] {
+            if value.is_empty() {
+                errors.push(FieldError::new(field, Problem::Required, ""));
+            }
+        }
+        if !self.group.is_empty()
+            && !self.plural.is_empty()
+            && name != format!("{}.{}", self.plural, self.group)
+        {
+            errors.push(FieldError::invalid(
+                "metadata.name",
+                &Value::String(name.to_string()),
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
+        }
+        errors
+    }
+
+    /// The registration of every served version, its schema read (errors in `errors`).
+    fn register(&self, versions: &[Value], errors: &mut Vec<FieldError>) -> Versions {
+        // The server reports schemas shared by every version at `spec.validation`.
+        let schemas: Vec<Option<&Value>> = versions
+            .iter()
+            .map(|v| v.pointer("/schema/openAPIV3Schema"))
+            .collect();
+        let shared = schemas.windows(2).all(|w| w.first() == w.get(1));
+        let mut registered = Vec::new();
+        for (index, version) in versions.iter().enumerate() {
+            let at = if shared {
+                "spec.validation.openAPIV3Schema".to_string()
+            } else {
+                format!("spec.versions[{index}].schema.openAPIV3Schema")
+            };
+            let Some(raw) = schemas.get(index).copied().flatten() else {
+                errors.push(FieldError::new(
+                    &at,
+                    Problem::Required,
+                    "schemas are required",
+                ));
+                continue;
+            };
+            let mut version_errors = Vec::new();
+            let schema = Schema::parse(raw, &at, true, &mut version_errors);
+            // Identical schemas give identical errors: report them once.
+            if !(shared && index > 0) {
+                errors.extend(version_errors);
+            }
+            let served = version
+                .get("served")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let version_name = version
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if served && !version_name.is_empty() {
+                registered.push((
+                    ResourceKey::new(&self.group, version_name, &self.plural),
+                    Registered {
+                        group: self.group.clone(),
+                        kind: self.kind.clone(),
+                        plural: self.plural.clone(),
+                        namespaced: self.namespaced,
+                        schema,
+                    },
+                ));
+            }
+        }
+        registered
     }
 }
 

@@ -56,7 +56,7 @@ impl FieldError {
         }
     }
 
-    /// `StatusCause.reason`.
+    /// The `reason` of the error's `StatusCause` (`FieldValueInvalid`, ...).
     pub(crate) fn reason(&self) -> &'static str {
         match self.problem {
             Problem::Invalid(_) => "FieldValueInvalid",

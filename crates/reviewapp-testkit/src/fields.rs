@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::meta::{self, SYSTEM_METADATA};
+use crate::meta;
 
 /// A path of map keys from the object root.
 pub(crate) type FieldPath = Vec<String>;
@@ -212,7 +212,7 @@ pub(crate) fn leaves(object: &Value, scope: Scope) -> BTreeMap<FieldPath, &Value
             (Scope::Main, "metadata") => {
                 if let Some(meta) = value.as_object() {
                     for (field, v) in meta {
-                        if !SYSTEM_METADATA.contains(&field.as_str()) {
+                        if !meta::is_system_metadata(field) {
                             collect(v, vec![key.clone(), field.clone()], &mut out);
                         }
                     }

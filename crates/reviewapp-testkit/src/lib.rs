@@ -179,6 +179,7 @@ mod field_error;
 mod fields;
 mod gc;
 mod handle;
+mod job_status;
 mod meta;
 mod openapi;
 mod outage;
@@ -193,14 +194,13 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod subscription;
 mod ttl;
 mod verbs;
 mod watch;
 
 pub use faults::RequestMatcher;
-pub use handle::{
-    ACTOR_HEADER, Handle, ObjectEvent, RequestRecord, Subscription, TESTKIT_MANAGER, object_path,
-};
+pub use handle::{ACTOR_HEADER, Handle, RequestRecord, TESTKIT_MANAGER, object_path};
 pub use outage::Outage;
 pub use patch::{JsonPatchError, json_patch, merge_patch};
 pub use resource::{ResourceKey, plural_of, split_api_version};
@@ -208,3 +208,4 @@ pub use route::{Target, parse_path};
 pub use selector::{FieldSelector, Filter, LabelSelector};
 pub use server::{Emulator, EmulatorError, Options};
 pub use status::ApiError;
+pub use subscription::{ObjectEvent, Subscription};

@@ -2,21 +2,40 @@
 
 use serde_json::{Map, Value};
 
-/// Metadata fields the server owns: kept from the stored object on every update and never
-/// counted as owned fields.
-pub(crate) const SYSTEM_METADATA: &[&str] = &[
-    "name",
-    "namespace",
-    "generateName",
+/// Metadata fields that name an object.
+const IDENTITY_METADATA: &[&str] = &["name", "namespace", "generateName"];
+
+/// Metadata fields the server sets: a create sets them anew, whatever the body says.
+pub(crate) const SERVER_SET_METADATA: &[&str] = &[
     "uid",
     "resourceVersion",
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
-    "managedFields",
     "selfLink",
+    "managedFields",
 ];
+
+/// Metadata fields clients write.
+const CLIENT_METADATA: &[&str] = &["labels", "annotations", "ownerReferences", "finalizers"];
+
+/// The metadata fields the server owns (identity and server-set): kept from the stored object
+/// on every update and never counted as owned fields.
+pub(crate) fn system_metadata() -> impl Iterator<Item = &'static str> {
+    IDENTITY_METADATA.iter().chain(SERVER_SET_METADATA).copied()
+}
+
+/// Whether `field` is one of [`system_metadata`].
+pub(crate) fn is_system_metadata(field: &str) -> bool {
+    system_metadata().any(|f| f == field)
+}
+
+/// Whether `field` is a field of `ObjectMeta` (anything else in a custom resource's
+/// `metadata` is unknown, and pruned).
+pub(crate) fn is_object_meta(field: &str) -> bool {
+    is_system_metadata(field) || CLIENT_METADATA.contains(&field)
+}
 
 /// The `metadata` map of `object`, if any.
 pub(crate) fn meta(object: &Value) -> Option<&Map<String, Value>> {
@@ -53,6 +72,22 @@ pub(crate) fn namespace(object: &Value) -> &str {
 /// `metadata.uid`, or "".
 pub(crate) fn uid(object: &Value) -> &str {
     meta_str(object, "uid").unwrap_or_default()
+}
+
+/// `apiVersion`, or "".
+pub(crate) fn api_version(object: &Value) -> &str {
+    object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `kind`, or "".
+pub(crate) fn kind(object: &Value) -> &str {
+    object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// `metadata.resourceVersion`, or "".

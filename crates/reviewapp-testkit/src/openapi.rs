@@ -59,84 +59,11 @@ pub(crate) fn validate(value: &Value, schema: &Schema, path: &str, errors: &mut 
     }
     let before = errors.len();
     match (schema.type_.as_deref(), value) {
-        (Some("object"), Value::Object(map)) => {
-            for required in &schema.required {
-                if !map.contains_key(required) {
-                    errors.push(FieldError::new(
-                        &field_error::child(path, required),
-                        Problem::Required,
-                        "",
-                    ));
-                }
-            }
-            for (key, child) in map {
-                if let Some(property) = schema.properties.get(key) {
-                    validate(child, property, &field_error::child(path, key), errors);
-                } else if let Some(additional) = schema.additional.as_deref() {
-                    validate(child, additional, &field_error::key(path, key), errors);
-                }
-            }
-        }
-        (Some("array"), Value::Array(items)) => {
-            if let Some(max) = schema.max_items
-                && items.len() as u64 > max
-            {
-                errors.push(FieldError::new(
-                    path,
-                    Problem::TooMany(items.len()),
-                    format!("must have at most {max} items"),
-                ));
-            }
-            if let Some(min) = schema.min_items
-                && (items.len() as u64) < min
-            {
-                errors.push(FieldError::invalid(
-                    path,
-                    value,
-                    format!("{path} in body should have at least {min} items"),
-                ));
-            }
-            if let Some(item_schema) = schema.items.as_deref() {
-                for (i, item) in items.iter().enumerate() {
-                    validate(item, item_schema, &field_error::index(path, i), errors);
-                }
-            }
-        }
-        (Some("string"), Value::String(s)) => {
-            let length = s.chars().count() as u64;
-            if let Some(max) = schema.max_length
-                && length > max
-            {
-                errors.push(FieldError::new(
-                    path,
-                    Problem::TooLong,
-                    format!("may not be longer than {max}"),
-                ));
-            }
-            if let Some(min) = schema.min_length
-                && length < min
-            {
-                errors.push(FieldError::invalid(
-                    path,
-                    value,
-                    format!("{path} in body should be at least {min} chars long"),
-                ));
-            }
-        }
+        (Some("object"), Value::Object(map)) => object(map, schema, path, errors),
+        (Some("array"), Value::Array(items)) => array(items, value, schema, path, errors),
+        (Some("string"), Value::String(s)) => string(s, value, schema, path, errors),
         (Some("integer"), Value::Number(n)) if is_integer(n) => {
-            let fits = match schema.format.as_deref() {
-                Some("int32") => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
-                _ => n.is_i64() || n.as_f64().is_some_and(|f| f.abs() < 9.2e18),
-            };
-            if !fits {
-                let format = schema.format.as_deref().unwrap_or("int64");
-                errors.push(FieldError::new(
-                    path,
-                    Problem::TypeInvalid(n.to_string()),
-                    format!("{path} in body must be of type {format}: \"{n}\""),
-                ));
-            }
-            bounds(n, schema, path, value, errors);
+            integer(n, value, schema, path, errors);
         }
         (Some("number"), Value::Number(n)) => bounds(n, schema, path, value, errors),
         (Some("boolean"), Value::Bool(_)) => {}
@@ -148,23 +75,135 @@ pub(crate) fn validate(value: &Value, schema: &Schema, path: &str, errors: &mut 
         }
         _ => {}
     }
-    if errors.len() == before
-        && let Some(allowed) = &schema.enumeration
-        && !allowed.contains(value)
+    if errors.len() == before {
+        enumeration(value, schema, path, errors);
+    }
+}
+
+/// `required`, then every property (or `additionalProperties` value) in turn.
+fn object(
+    map: &serde_json::Map<String, Value>,
+    schema: &Schema,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    for required in &schema.required {
+        if !map.contains_key(required) {
+            errors.push(FieldError::new(
+                &field_error::child(path, required),
+                Problem::Required,
+                "",
+            ));
+        }
+    }
+    for (key, child) in map {
+        if let Some(property) = schema.properties.get(key) {
+            validate(child, property, &field_error::child(path, key), errors);
+        } else if let Some(additional) = schema.additional.as_deref() {
+            validate(child, additional, &field_error::key(path, key), errors);
+        }
+    }
+}
+
+/// `maxItems`, `minItems`, then every item.
+fn array(
+    items: &[Value],
+    value: &Value,
+    schema: &Schema,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(max) = schema.max_items
+        && items.len() as u64 > max
     {
-        let supported = allowed
-            .iter()
-            .map(|a| match a {
-                Value::String(s) => format!("{:?}", s),
-                other => format!("{:?}", other.to_string()),
-            })
-            .collect();
         errors.push(FieldError::new(
             path,
-            Problem::NotSupported(field_error::render(value), supported),
-            "",
+            Problem::TooMany(items.len()),
+            format!("must have at most {max} items"),
         ));
     }
+    if let Some(min) = schema.min_items
+        && (items.len() as u64) < min
+    {
+        errors.push(FieldError::invalid(
+            path,
+            value,
+            format!("{path} in body should have at least {min} items"),
+        ));
+    }
+    if let Some(item_schema) = schema.items.as_deref() {
+        for (i, item) in items.iter().enumerate() {
+            validate(item, item_schema, &field_error::index(path, i), errors);
+        }
+    }
+}
+
+/// `maxLength` and `minLength`, in characters.
+fn string(s: &str, value: &Value, schema: &Schema, path: &str, errors: &mut Vec<FieldError>) {
+    let length = s.chars().count() as u64;
+    if let Some(max) = schema.max_length
+        && length > max
+    {
+        errors.push(FieldError::new(
+            path,
+            Problem::TooLong,
+            format!("may not be longer than {max}"),
+        ));
+    }
+    if let Some(min) = schema.min_length
+        && length < min
+    {
+        errors.push(FieldError::invalid(
+            path,
+            value,
+            format!("{path} in body should be at least {min} chars long"),
+        ));
+    }
+}
+
+/// `format` (`int32`, else `int64`) and the bounds.
+fn integer(
+    n: &serde_json::Number,
+    value: &Value,
+    schema: &Schema,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let fits = match schema.format.as_deref() {
+        Some("int32") => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        _ => n.is_i64() || n.as_f64().is_some_and(|f| f.abs() < 9.2e18),
+    };
+    if !fits {
+        let format = schema.format.as_deref().unwrap_or("int64");
+        errors.push(FieldError::new(
+            path,
+            Problem::TypeInvalid(n.to_string()),
+            format!("{path} in body must be of type {format}: \"{n}\""),
+        ));
+    }
+    bounds(n, schema, path, value, errors);
+}
+
+/// `enum`: the value must be one of those listed.
+fn enumeration(value: &Value, schema: &Schema, path: &str, errors: &mut Vec<FieldError>) {
+    let Some(allowed) = &schema.enumeration else {
+        return;
+    };
+    if allowed.contains(value) {
+        return;
+    }
+    let supported = allowed
+        .iter()
+        .map(|a| match a {
+            Value::String(s) => format!("{:?}", s),
+            other => format!("{:?}", other.to_string()),
+        })
+        .collect();
+    errors.push(FieldError::new(
+        path,
+        Problem::NotSupported(field_error::render(value), supported),
+        "",
+    ));
 }
 
 /// `minimum`/`maximum` (with their exclusive flags).

@@ -9,26 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::meta;
 use crate::schema::Schema;
-
-/// Fields of `ObjectMeta`: anything else in a custom resource's `metadata` is unknown.
-const OBJECT_META: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
 
 /// Prunes the whole object `object` by `schema` (its root), returning the paths of the
 /// removed fields (`spec.config.baseApp`, `spec.list[0].x`, `metadata.foo`), sorted.
@@ -36,7 +18,7 @@ pub(crate) fn prune_object(object: &mut Value, schema: &Schema) -> Vec<String> {
     let mut pruned = Vec::new();
     if let Some(Value::Object(meta)) = object.get_mut("metadata") {
         meta.retain(|k, _| {
-            let known = OBJECT_META.contains(&k.as_str());
+            let known = meta::is_object_meta(k);
             if !known {
                 pruned.push(format!("metadata.{k}"));
             }

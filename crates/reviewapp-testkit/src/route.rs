@@ -5,7 +5,7 @@ use crate::resource::ResourceKey;
 /// What a resource path addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// The resource.
+    /// The group, version and plural addressed.
     pub res: ResourceKey,
     /// The namespace from `/namespaces/{ns}/`, `None` for a cluster-wide path.
     pub namespace: Option<String>,

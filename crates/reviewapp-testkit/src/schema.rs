@@ -83,49 +83,9 @@ impl Schema {
             max_items: count("maxItems"),
             ..Schema::default()
         };
-        if let Some(properties) = value.get("properties").and_then(Value::as_object) {
-            for (name, property) in properties {
-                let at = format!("{path}.properties[{name}]");
-                schema
-                    .properties
-                    .insert(name.clone(), Schema::parse(property, &at, false, errors));
-            }
-        }
-        match value.get("additionalProperties") {
-            Some(additional @ Value::Object(_)) => {
-                let at = format!("{path}.additionalProperties");
-                schema.additional = Some(Box::new(Schema::parse(additional, &at, false, errors)));
-            }
-            // `true`: any value, kept as is.
-            Some(Value::Bool(true)) => {
-                schema.additional = Some(Box::new(Schema {
-                    preserve_unknown: true,
-                    ..Schema::default()
-                }));
-            }
-            _ => {}
-        }
-        if let Some(items) = value.get("items").filter(|i| i.is_object()) {
-            let at = format!("{path}.items");
-            schema.items = Some(Box::new(Schema::parse(items, &at, false, errors)));
-        }
+        schema.parse_children(value, path, errors);
         let resource = root || schema.embedded_resource;
-        let listed = value
-            .get("x-kubernetes-validations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for (index, rule) in listed.iter().enumerate() {
-            let at = format!("{path}.x-kubernetes-validations[{index}]");
-            match rules::compile(rule, &schema, resource) {
-                Ok(compiled) => schema.rules.push(compiled),
-                Err(failure) => errors.push(FieldError::new(
-                    &format!("{at}.{}", failure.field),
-                    Problem::Invalid(failure.value),
-                    failure.detail,
-                )),
-            }
-        }
+        schema.compile_rules(value, path, resource, errors);
         schema.subtree_rules = !schema.rules.is_empty()
             || schema.properties.values().any(|p| p.subtree_rules)
             || schema
@@ -134,6 +94,63 @@ impl Schema {
                 .is_some_and(|a| a.subtree_rules)
             || schema.items.as_deref().is_some_and(|i| i.subtree_rules);
         schema
+    }
+
+    /// Reads the nodes below this one: `properties`, `additionalProperties` (a schema, or
+    /// `true` for any value) and `items`.
+    fn parse_children(&mut self, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+        if let Some(properties) = value.get("properties").and_then(Value::as_object) {
+            for (name, property) in properties {
+                let at = format!("{path}.properties[{name}]");
+                self.properties
+                    .insert(name.clone(), Schema::parse(property, &at, false, errors));
+            }
+        }
+        match value.get("additionalProperties") {
+            Some(additional @ Value::Object(_)) => {
+                let at = format!("{path}.additionalProperties");
+                self.additional = Some(Box::new(Schema::parse(additional, &at, false, errors)));
+            }
+            // `true`: any value, kept as is.
+            Some(Value::Bool(true)) => {
+                self.additional = Some(Box::new(Schema {
+                    preserve_unknown: true,
+                    ..Schema::default()
+                }));
+            }
+            _ => {}
+        }
+        if let Some(items) = value.get("items").filter(|i| i.is_object()) {
+            let at = format!("{path}.items");
+            self.items = Some(Box::new(Schema::parse(items, &at, false, errors)));
+        }
+    }
+
+    /// Compiles this node's `x-kubernetes-validations` (`resource`: the node is a resource
+    /// root), reporting those that do not compile.
+    fn compile_rules(
+        &mut self,
+        value: &Value,
+        path: &str,
+        resource: bool,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let listed = value
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (index, rule) in listed.iter().enumerate() {
+            let at = format!("{path}.x-kubernetes-validations[{index}]");
+            match rules::compile(rule, self, resource) {
+                Ok(compiled) => self.rules.push(compiled),
+                Err(failure) => errors.push(FieldError::new(
+                    &format!("{at}.{}", failure.field),
+                    Problem::Invalid(failure.value),
+                    failure.detail,
+                )),
+            }
+        }
     }
 
     /// The schema of the property or map value `key`, if declared.

@@ -69,7 +69,7 @@ impl Req<'_> {
     }
 }
 
-/// An answer.
+/// What a verb answers: a status code and a JSON body, or a watch stream.
 pub(crate) enum Reply {
     Json(u16, Value),
     /// A JSON answer with `Warning` headers (one per text).

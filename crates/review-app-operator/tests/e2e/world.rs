@@ -394,7 +394,7 @@ impl World {
             || std::env::var("REVIEWAPP_E2E_DATABASE").is_ok_and(|v| v == "kubedb")
     }
 
-    /// The seed's sample ReviewApp named `name`, for PR `pr`, at `commit`.
+    /// The sample ReviewApp (`dev/samples/reviewapp.yaml`) named `name`, for PR `pr`, at `commit`.
     pub fn sample(&self, name: &str, pr: &str, commit: &str) -> Value {
         let mut app: Value =
             serde_yaml::from_str(include_str!("../../../../dev/samples/reviewapp.yaml"))

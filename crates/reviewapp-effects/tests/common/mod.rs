@@ -28,7 +28,7 @@ pub const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUcertifi
 /// The TLS source Secret's `tls.key`, decoded.
 pub const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49privatekeybodyprivate\n-----END PRIVATE KEY-----\n";
 
-/// The seed fixture, with a uid.
+/// The original operator's sample `ReviewApp`, with a uid.
 pub fn app() -> ReviewApp {
     serde_yaml::from_str(include_str!("../fixtures/reviewapp.yaml")).expect("fixture parses")
 }
@@ -47,7 +47,7 @@ pub fn deleted_app() -> ReviewApp {
     app
 }
 
-/// The seed's dev configuration with TLS from `default/star-review-local-tls`.
+/// The original operator's dev configuration with TLS from `default/star-review-local-tls`.
 pub fn config() -> OperatorConfig {
     let mut config = OperatorConfig {
         domain: "review.local".into(),
@@ -400,7 +400,6 @@ pub fn new_effects(api: &MockApi) -> (Effects, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
     let effects = Effects::new(
         api.client.clone(),
-        Arc::new(config()),
         Reporter {
             controller: "review-app-operator".into(),
             instance: Some("test-pod".into()),

@@ -10,13 +10,10 @@ use reviewapp_api::validate::{CopySource, DatabaseSpec, Source};
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 use serde::Serialize;
 
+use crate::child::ChildKind;
 use crate::db_copy::{self, SOURCE_PASSWORD};
 use crate::meta::{self, Component};
 
-/// `apiVersion` of the object.
-pub const API_VERSION: &str = "postgresql.cnpg.io/v1";
-/// `kind` of the object.
-pub const KIND: &str = "Cluster";
 /// The application database (and its owner) `initdb` creates.
 pub const APP_DATABASE: &str = "app";
 /// Name of the external cluster the copy is imported from.
@@ -27,14 +24,13 @@ pub const IMAGE_REPOSITORY: &str = "ghcr.io/cloudnative-pg/postgresql";
 /// A CloudNativePG `Cluster` (only the fields this operator sets).
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // `metadata` and `spec` say it all
 pub struct CnpgCluster {
     /// `postgresql.cnpg.io/v1`.
     pub api_version: String,
     /// `Cluster`.
     pub kind: String,
-    /// Metadata.
     pub metadata: ObjectMeta,
-    /// Spec.
     pub spec: CnpgClusterSpec,
 }
 
@@ -144,50 +140,14 @@ pub fn cluster(
         Some(configured_image.to_string())
     };
     let storage_class = config.database.storage_class_name.trim();
-
-    let mut import = None;
-    let mut external_clusters = Vec::new();
-    if let Some(CopySource::Parts {
-        host,
-        port,
-        database,
-        user,
-        password,
-    }) = &db.copy_from
-    {
-        let mut parameters = BTreeMap::new();
-        let mut literal = |key: &str, source: &Source| {
-            if let Source::Value(value) = source {
-                parameters.insert(key.to_string(), value.clone());
-            }
-        };
-        literal("host", host);
-        literal("user", user);
-        literal("dbname", database);
-        if let Some(port) = port {
-            parameters.insert("port".to_string(), port.to_string());
-        }
-        // Validation makes the database a literal for this backend; without one there is
-        // nothing to name in `databases`, so nothing is imported.
-        if let Source::Value(source_database) = database {
-            import = Some(CnpgImport {
-                type_: "microservice".to_string(),
-                databases: vec![source_database.clone()],
-                source: CnpgImportSource {
-                    external_cluster: SOURCE_CLUSTER.to_string(),
-                },
-            });
-            external_clusters.push(CnpgExternalCluster {
-                name: SOURCE_CLUSTER.to_string(),
-                connection_parameters: parameters,
-                password: db_copy::secret_key_ref(spec, SOURCE_PASSWORD, password),
-            });
-        }
-    }
+    let (import, external_clusters) = match &db.copy_from {
+        Some(copy) => import_from(spec, copy).unzip(),
+        None => (None, None),
+    };
 
     CnpgCluster {
-        api_version: API_VERSION.to_string(),
-        kind: KIND.to_string(),
+        api_version: ChildKind::CnpgCluster.api_version(),
+        kind: ChildKind::CnpgCluster.kind().to_string(),
         metadata: meta::object_meta(
             app,
             names,
@@ -209,7 +169,49 @@ pub fn cluster(
                     import,
                 },
             },
-            external_clusters,
+            external_clusters: external_clusters.into_iter().collect(),
         },
     }
+}
+
+/// The logical import of `copy` and the external cluster it comes from. Validation makes host,
+/// database and user literals for this backend; without a literal database there is nothing to
+/// name in `databases`, so nothing is imported.
+fn import_from(
+    spec: &ValidatedSpec,
+    copy: &CopySource,
+) -> Option<(CnpgImport, CnpgExternalCluster)> {
+    let CopySource::Parts {
+        host,
+        port,
+        database: Source::Value(source_database),
+        user,
+        password,
+    } = copy
+    else {
+        return None;
+    };
+    let mut parameters = BTreeMap::new();
+    for (key, source) in [("host", host), ("user", user)] {
+        if let Source::Value(value) = source {
+            parameters.insert(key.to_string(), value.clone());
+        }
+    }
+    parameters.insert("dbname".to_string(), source_database.clone());
+    if let Some(port) = port {
+        parameters.insert("port".to_string(), port.to_string());
+    }
+    let import = CnpgImport {
+        type_: "microservice".to_string(),
+        databases: vec![source_database.clone()],
+        source: CnpgImportSource {
+            external_cluster: SOURCE_CLUSTER.to_string(),
+        },
+    };
+    let cluster = CnpgExternalCluster {
+        name: SOURCE_CLUSTER.to_string(),
+        connection_parameters: parameters,
+        password: db_copy::secret_key_ref(spec, SOURCE_PASSWORD, password),
+    };
+    Some((import, cluster))
 }

@@ -1,6 +1,6 @@
 //! KubeDB `kubedb.com/v1` `Postgres`.
 //!
-//! Field shapes (kubedb/apimachinery `apis/kubedb/v1`): `spec.version` names a
+//! Field shapes of KubeDB's `kubedb.com/v1` API: `spec.version` names a
 //! `PostgresVersion`; `spec.storage` is a PersistentVolumeClaimSpec; `spec.deletionPolicy`
 //! replaced v1alpha2's `terminationPolicy`; `spec.init.script` is a `ScriptSourceSpec`, which
 //! inlines a core `VolumeSource` (so `secret: {secretName, ...}` sits directly under `script`);
@@ -18,13 +18,10 @@ use reviewapp_api::validate::DatabaseSpec;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 use serde::Serialize;
 
+use crate::child::ChildKind;
 use crate::db_copy::{self, SCRIPT_KEY};
 use crate::meta::{self, Component};
 
-/// `apiVersion` of the object.
-pub const API_VERSION: &str = "kubedb.com/v1";
-/// `kind` of the object.
-pub const KIND: &str = "Postgres";
 /// Name of KubeDB's database container, which runs the init script.
 pub const CONTAINER: &str = "postgres";
 /// File mode of the mounted init script (`r-xr-xr-x`: runnable, whether KubeDB executes or sources it).
@@ -33,14 +30,13 @@ pub const SCRIPT_MODE: i32 = 0o555;
 /// A KubeDB `Postgres` (only the fields this operator sets).
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // `metadata` and `spec` say it all
 pub struct KubedbPostgres {
     /// `kubedb.com/v1`.
     pub api_version: String,
     /// `Postgres`.
     pub kind: String,
-    /// Metadata.
     pub metadata: ObjectMeta,
-    /// Spec.
     pub spec: KubedbPostgresSpec,
 }
 
@@ -149,8 +145,8 @@ pub fn postgres(
         ),
     };
     KubedbPostgres {
-        api_version: API_VERSION.to_string(),
-        kind: KIND.to_string(),
+        api_version: ChildKind::KubedbPostgres.api_version(),
+        kind: ChildKind::KubedbPostgres.kind().to_string(),
         metadata: meta::object_meta(
             app,
             names,

@@ -8,11 +8,12 @@
 pub mod cnpg;
 pub mod kubedb;
 
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+use k8s_openapi::api::core::v1::{EnvVar, SecretKeySelector};
 use reviewapp_api::validate::Backend;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
 
-use crate::plan::ChildKind;
+use crate::child::ChildKind;
+use crate::env;
 
 pub use cnpg::CnpgCluster;
 pub use kubedb::KubedbPostgres;
@@ -33,14 +34,6 @@ impl DatabaseObject {
             DatabaseObject::Kubedb(_) => ChildKind::KubedbPostgres,
             DatabaseObject::Cnpg(_) => ChildKind::CnpgCluster,
         }
-    }
-}
-
-/// The child kind of a backend's database object.
-pub fn kind_of(backend: Backend) -> ChildKind {
-    match backend {
-        Backend::Kubedb => ChildKind::KubedbPostgres,
-        Backend::Cnpg => ChildKind::CnpgCluster,
     }
 }
 
@@ -91,9 +84,9 @@ pub fn database_name(backend: Backend) -> &'static str {
     }
 }
 
-/// The app's database variables (none without a database): `POSTGRES_HOSTNAME` (from the seed),
-/// then `POSTGRES_DATABASE`, `POSTGRES_USER` and `POSTGRES_PASSWORD`, the names the seed's apps
-/// read. The last two come from the credentials Secret's `username` and `password` keys and are
+/// The app's database variables (none without a database): `POSTGRES_HOSTNAME` (as the original
+/// operator set it), then `POSTGRES_DATABASE`, `POSTGRES_USER` and `POSTGRES_PASSWORD`, the names
+/// the original operator's apps read. The last two come from the credentials Secret's `username` and `password` keys and are
 /// optional: with an older KubeDB whose Secret has `POSTGRES_USER`/`POSTGRES_PASSWORD` keys
 /// instead, they are skipped and the `envFrom` of that Secret provides them.
 pub fn app_env(spec: &ValidatedSpec) -> Vec<EnvVar> {
@@ -104,26 +97,19 @@ pub fn app_env(spec: &ValidatedSpec) -> Vec<EnvVar> {
     ) else {
         return Vec::new();
     };
-    let value = |name: &str, value: &str| EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    };
-    let from_secret = |name: &str, key: &str| EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
+    let from_secret = |name: &str, key: &str| {
+        env::from_secret(
+            name,
+            SecretKeySelector {
                 name: secret.clone(),
                 key: key.into(),
                 optional: Some(true),
-            }),
-            ..EnvVarSource::default()
-        }),
+            },
+        )
     };
     vec![
-        value("POSTGRES_HOSTNAME", &host),
-        value("POSTGRES_DATABASE", database_name(db.backend)),
+        env::literal("POSTGRES_HOSTNAME", &host),
+        env::literal("POSTGRES_DATABASE", database_name(db.backend)),
         from_secret("POSTGRES_USER", "username"),
         from_secret("POSTGRES_PASSWORD", "password"),
     ]

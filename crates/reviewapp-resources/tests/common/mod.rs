@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The fixture's commit.
 pub const SHA: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
-/// The image the seed's dev setup builds for it.
+/// The image the original operator's dev setup builds for it.
 pub const IMAGE: &str = "grossvogel/test-review-app-678:c8c9aa334a";
 /// The fixture's namespace.
 pub const NS: &str = "test-review-app";
@@ -45,7 +45,7 @@ pub fn literal(v: &str) -> Option<ValueSpec> {
     })
 }
 
-/// The seed's dev configuration: domain review.local, registry grossvogel, TLS from
+/// The original operator's dev configuration: domain review.local, registry grossvogel, TLS from
 /// `default/star-review-local-tls`.
 pub fn config() -> OperatorConfig {
     let mut config = OperatorConfig {

@@ -2,15 +2,17 @@
 //! the API server's CEL type checker rejects selections of undeclared fields, and evaluated
 //! with `self` (and `oldSelf`) bound to the value at the rule's node.
 
-use std::collections::HashMap;
+mod check;
+mod decl;
+mod value;
+
 use std::sync::{Arc, LazyLock};
 
-use cel::common::ast::{Expr, IdedExpr};
-use cel::objects::{Key, Map};
 use cel::{Context, Env, ExecutionError, Program};
 use serde_json::Value;
 
-use crate::escape::escape;
+use self::decl::{Decl, declared};
+pub(crate) use self::value::to_cel;
 use crate::schema::Schema;
 
 /// The CEL environment of every rule: the standard library, the strings extension, and
@@ -93,7 +95,7 @@ pub(crate) fn compile(spec: &Value, node: &Schema, resource: bool) -> Result<Rul
         })?),
         None => None,
     };
-    let transition = mentions(program.expression(), "oldSelf");
+    let transition = check::mentions(program.expression(), "oldSelf");
     Ok(Rule {
         source,
         message,
@@ -115,17 +117,11 @@ fn parse(source: &str, self_type: &Decl<'_>) -> Result<Program, String> {
             .collect();
         format!("compilation failed: {}", listed.join("\n"))
     })?;
-    let mut checker = Checker {
-        self_type: self_type.clone(),
-        scopes: Vec::new(),
-        errors: Vec::new(),
-    };
-    checker.walk(program.expression());
-    if checker.errors.is_empty() {
+    let errors = check::undeclared(program.expression(), self_type);
+    if errors.is_empty() {
         return Ok(program);
     }
-    let mut located: Vec<((isize, isize), String)> = checker
-        .errors
+    let mut located: Vec<((isize, isize), String)> = errors
         .into_iter()
         .map(|(id, message)| (position(&program, source, id), message))
         .collect();
@@ -194,355 +190,6 @@ fn go_rule(spec: &Value) -> String {
         quoted("messageExpression"),
         quoted("fieldPath"),
     )
-}
-
-/// Whether `expr` reads the variable `name`.
-fn mentions(expr: &IdedExpr, name: &str) -> bool {
-    let mut found = false;
-    visit(expr, &mut |e| {
-        if matches!(&e.expr, Expr::Ident(id) if id == name) {
-            found = true;
-        }
-    });
-    found
-}
-
-/// Calls `f` on every node of `expr`.
-fn visit(expr: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
-    f(expr);
-    for child in children(expr) {
-        visit(child, f);
-    }
-}
-
-/// The direct sub-expressions of `expr`.
-fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
-    match &expr.expr {
-        Expr::Call(call) => call
-            .target
-            .as_deref()
-            .into_iter()
-            .chain(call.args.iter())
-            .collect(),
-        Expr::Comprehension(c) => vec![
-            &c.iter_range,
-            &c.accu_init,
-            &c.loop_cond,
-            &c.loop_step,
-            &c.result,
-        ],
-        Expr::List(list) => list.elements.iter().collect(),
-        Expr::Map(map) => map.entries.iter().flat_map(entry_children).collect(),
-        Expr::Struct(s) => s.entries.iter().flat_map(entry_children).collect(),
-        Expr::Select(select) => vec![select.operand.as_ref()],
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
-    }
-}
-
-fn entry_children(entry: &cel::common::ast::IdedEntryExpr) -> Vec<&IdedExpr> {
-    match &entry.expr {
-        cel::common::ast::EntryExpr::StructField(f) => vec![&f.value],
-        cel::common::ast::EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
-    }
-}
-
-/// The CEL type a schema node declares, as far as field selection goes (the API server's
-/// `SchemaDeclType`).
-#[derive(Clone, Debug)]
-enum Decl<'s> {
-    /// An object with its declared properties; a resource root also has `apiVersion`, `kind`
-    /// and `metadata`.
-    Object(&'s Schema, bool),
-    /// The `metadata` of a resource root: `name` and `generateName` only.
-    Meta,
-    /// `additionalProperties`: a map of this value type.
-    Map(Box<Decl<'s>>),
-    List(Box<Decl<'s>>),
-    Scalar(&'static str),
-    /// Anything (`x-kubernetes-int-or-string`, variables whose type is not tracked).
-    Dyn,
-}
-
-impl Decl<'_> {
-    fn name(&self) -> String {
-        match self {
-            Decl::Object(..) | Decl::Meta => "object".to_string(),
-            Decl::Map(value) => format!("map(string, {})", value.name()),
-            Decl::List(item) => format!("list({})", item.name()),
-            Decl::Scalar(name) => (*name).to_string(),
-            Decl::Dyn => "dyn".to_string(),
-        }
-    }
-}
-
-/// The declared type of a schema node; `None` when the node is not visible to CEL (a
-/// schema-less `x-kubernetes-preserve-unknown-fields` node, a list without items).
-fn declared(schema: &Schema, resource: bool) -> Option<Decl<'_>> {
-    if schema.int_or_string {
-        return Some(Decl::Dyn);
-    }
-    match schema.type_.as_deref() {
-        Some("array") => {
-            let items = schema.items.as_deref()?;
-            Some(Decl::List(Box::new(declared(
-                items,
-                items.embedded_resource,
-            )?)))
-        }
-        Some("object") => match schema.additional.as_deref() {
-            Some(additional) if additional.type_.is_some() || additional.int_or_string => {
-                Some(Decl::Map(Box::new(declared(
-                    additional,
-                    additional.embedded_resource,
-                )?)))
-            }
-            Some(_) => None,
-            None => Some(Decl::Object(schema, resource)),
-        },
-        Some("string") => Some(Decl::Scalar(match schema.format.as_deref() {
-            Some("byte") => "bytes",
-            Some("duration") => "google.protobuf.Duration",
-            Some("date" | "date-time") => "google.protobuf.Timestamp",
-            _ => "string",
-        })),
-        Some("boolean") => Some(Decl::Scalar("bool")),
-        Some("number") => Some(Decl::Scalar("double")),
-        Some("integer") => Some(Decl::Scalar("int")),
-        _ if resource => Some(Decl::Object(schema, resource)),
-        _ => None,
-    }
-}
-
-/// The identifiers CEL knows without declarations: type names.
-const TYPE_NAMES: &[&str] = &[
-    "int",
-    "uint",
-    "double",
-    "bool",
-    "string",
-    "bytes",
-    "list",
-    "map",
-    "null_type",
-    "type",
-    "dyn",
-];
-
-/// Walks an expression and records the selections the schema does not declare.
-struct Checker<'s> {
-    self_type: Decl<'s>,
-    /// Comprehension variables in scope, innermost last.
-    scopes: Vec<(String, Decl<'s>)>,
-    errors: Vec<(u64, String)>,
-}
-
-impl<'s> Checker<'s> {
-    /// The type of `expr`, recording errors on the way.
-    fn walk(&mut self, expr: &IdedExpr) -> Decl<'s> {
-        match &expr.expr {
-            Expr::Ident(name) => self.ident(expr.id, name),
-            Expr::Select(select) => {
-                let operand = self.walk(&select.operand);
-                self.select(expr.id, &operand, &select.field)
-            }
-            Expr::Call(call) => {
-                let target = call.target.as_deref().map(|t| self.walk(t));
-                let args: Vec<Decl<'s>> = call.args.iter().map(|a| self.walk(a)).collect();
-                match (call.func_name.as_str(), target, args.as_slice()) {
-                    ("_[_]" | "_[?_]", None, [container, _]) => match container {
-                        Decl::List(item) | Decl::Map(item) => (**item).clone(),
-                        _ => Decl::Dyn,
-                    },
-                    ("_?._", None, [operand, _]) => {
-                        if let Some(Expr::Literal(cel::common::ast::LiteralValue::String(field))) =
-                            call.args.get(1).map(|a| &a.expr)
-                        {
-                            let field = field.inner().to_string();
-                            self.select(expr.id, operand, &field);
-                        }
-                        Decl::Dyn
-                    }
-                    _ => Decl::Dyn,
-                }
-            }
-            Expr::Comprehension(c) => {
-                let range = self.walk(&c.iter_range);
-                let (first, second) = match (&range, c.iter_var2.is_some()) {
-                    (Decl::List(item), false) => ((**item).clone(), Decl::Dyn),
-                    (Decl::List(item), true) => (Decl::Scalar("int"), (**item).clone()),
-                    (Decl::Map(value), _) => (Decl::Scalar("string"), (**value).clone()),
-                    _ => (Decl::Dyn, Decl::Dyn),
-                };
-                let depth = self.scopes.len();
-                self.walk(&c.accu_init);
-                self.scopes.push((c.accu_var.clone(), Decl::Dyn));
-                self.scopes.push((c.iter_var.clone(), first));
-                if let Some(second_var) = &c.iter_var2 {
-                    self.scopes.push((second_var.clone(), second));
-                }
-                self.walk(&c.loop_cond);
-                self.walk(&c.loop_step);
-                self.scopes.truncate(depth);
-                self.scopes.push((c.accu_var.clone(), Decl::Dyn));
-                self.walk(&c.result);
-                self.scopes.truncate(depth);
-                Decl::Dyn
-            }
-            Expr::List(_) | Expr::Map(_) | Expr::Struct(_) => {
-                for child in children(expr) {
-                    self.walk(child);
-                }
-                Decl::Dyn
-            }
-            Expr::Literal(_) | Expr::Unspecified => Decl::Dyn,
-        }
-    }
-
-    fn ident(&mut self, id: u64, name: &str) -> Decl<'s> {
-        if let Some((_, decl)) = self.scopes.iter().rev().find(|(n, _)| n == name) {
-            return decl.clone();
-        }
-        match name {
-            "self" | "oldSelf" => self.self_type.clone(),
-            _ if TYPE_NAMES.contains(&name) => Decl::Dyn,
-            _ => {
-                self.errors.push((
-                    id,
-                    format!("undeclared reference to '{name}' (in container '')"),
-                ));
-                Decl::Dyn
-            }
-        }
-    }
-
-    fn select(&mut self, id: u64, operand: &Decl<'s>, field: &str) -> Decl<'s> {
-        match operand {
-            Decl::Object(schema, resource) => {
-                if *resource {
-                    match field {
-                        "apiVersion" | "kind" => return Decl::Scalar("string"),
-                        "metadata" => return Decl::Meta,
-                        _ => {}
-                    }
-                }
-                let found = schema.properties.iter().find_map(|(name, property)| {
-                    (escape(name).as_deref() == Some(field))
-                        .then(|| declared(property, property.embedded_resource))
-                        .flatten()
-                });
-                found.unwrap_or_else(|| {
-                    self.errors.push((id, format!("undefined field '{field}'")));
-                    Decl::Dyn
-                })
-            }
-            Decl::Meta => {
-                if matches!(field, "name" | "generateName") {
-                    Decl::Scalar("string")
-                } else {
-                    self.errors.push((id, format!("undefined field '{field}'")));
-                    Decl::Dyn
-                }
-            }
-            Decl::Map(value) => (**value).clone(),
-            Decl::Dyn => Decl::Dyn,
-            other @ (Decl::List(_) | Decl::Scalar(_)) => {
-                self.errors.push((
-                    id,
-                    format!("type '{}' does not support field selection", other.name()),
-                ));
-                Decl::Dyn
-            }
-        }
-    }
-}
-
-/// The CEL value of `value` at a node of `schema` (`resource`: a resource root). Object
-/// properties appear under their escaped names; properties the schema does not declare (or
-/// CEL cannot see) are left out, as the API server does.
-pub(crate) fn to_cel(value: &Value, schema: &Schema, resource: bool) -> cel::Value {
-    match declared(schema, resource) {
-        Some(decl) => convert(value, Some(schema), &decl),
-        None => convert(value, None, &Decl::Dyn),
-    }
-}
-
-fn convert(value: &Value, schema: Option<&Schema>, decl: &Decl<'_>) -> cel::Value {
-    match (value, decl) {
-        (Value::Null, _) => cel::Value::Null,
-        (Value::Bool(b), _) => cel::Value::Bool(*b),
-        (Value::Number(n), Decl::Scalar("double")) => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
-        (Value::Number(n), _) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => cel::Value::Int(i),
-            (None, Some(u)) => cel::Value::UInt(u),
-            _ => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
-        },
-        (Value::String(s), _) => cel::Value::String(Arc::new(s.clone())),
-        (Value::Array(items), decl) => {
-            let item_schema = schema.and_then(|s| s.items.as_deref());
-            let item_decl = match decl {
-                Decl::List(item) => (**item).clone(),
-                _ => Decl::Dyn,
-            };
-            cel::Value::List(Arc::new(
-                items
-                    .iter()
-                    .map(|i| convert(i, item_schema, &item_decl))
-                    .collect(),
-            ))
-        }
-        (Value::Object(map), Decl::Object(object_schema, resource)) => {
-            let mut out: HashMap<Key, cel::Value> = HashMap::new();
-            for (name, property) in &object_schema.properties {
-                let (Some(field), Some(child)) = (map.get(name), escape(name)) else {
-                    continue;
-                };
-                if let Some(child_decl) = declared(property, property.embedded_resource) {
-                    out.insert(
-                        Key::from(child),
-                        convert(field, Some(property), &child_decl),
-                    );
-                }
-            }
-            if *resource {
-                for field in ["apiVersion", "kind"] {
-                    if let Some(Value::String(s)) = map.get(field) {
-                        out.insert(
-                            Key::from(field.to_string()),
-                            cel::Value::String(Arc::new(s.clone())),
-                        );
-                    }
-                }
-                if let Some(Value::Object(meta)) = map.get("metadata") {
-                    let mut kept: HashMap<Key, cel::Value> = HashMap::new();
-                    for field in ["name", "generateName"] {
-                        if let Some(Value::String(s)) = meta.get(field) {
-                            kept.insert(
-                                Key::from(field.to_string()),
-                                cel::Value::String(Arc::new(s.clone())),
-                            );
-                        }
-                    }
-                    out.insert(
-                        Key::from("metadata".to_string()),
-                        cel::Value::Map(Map::from(kept)),
-                    );
-                }
-            }
-            cel::Value::Map(Map::from(out))
-        }
-        (Value::Object(map), decl) => {
-            let value_schema = schema.and_then(|s| s.additional.as_deref());
-            let value_decl = match decl {
-                Decl::Map(value) => (**value).clone(),
-                _ => Decl::Dyn,
-            };
-            let out: HashMap<Key, cel::Value> = map
-                .iter()
-                .map(|(k, v)| (Key::from(k.clone()), convert(v, value_schema, &value_decl)))
-                .collect();
-            cel::Value::Map(Map::from(out))
-        }
-    }
 }
 
 impl Rule {
