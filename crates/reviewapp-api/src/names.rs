@@ -176,7 +176,7 @@ mod tests {
     const SHA: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
 
     #[test]
-    fn seed_examples_are_unchanged() {
+    fn the_original_operators_examples_are_unchanged() {
         let names = AppNames::new("test_review_app", "678");
         assert_eq!(names.app, "test-review-app-678");
         assert_eq!(names.build_job(SHA), "test-review-app-678--c8c9aa334a");
@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn fixes_the_seed_sanitiser() {
+    fn fixes_the_original_sanitiser() {
         assert_eq!(sanitize("_leading and trailing_"), "leading-and-trailing");
         assert_eq!(
             AppNames::new("99problems", "1").app,

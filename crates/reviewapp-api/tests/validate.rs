@@ -929,7 +929,7 @@ fn invalid_env_secret_is_rejected() {
 // Unknown keys: accepted, listed by path
 
 #[test]
-fn the_seed_fixture_has_no_unknown_keys() {
+fn the_sample_fixture_has_no_unknown_keys() {
     assert!(ok(&spec_with(|_| {})).ignored_keys.is_empty());
 }
 

@@ -51,15 +51,6 @@ pub enum Classified {
     },
 }
 
-impl Classified {
-    /// The name of the `ReviewApp` this is about.
-    pub fn name(&self) -> &str {
-        match self {
-            Classified::App { name, .. } | Classified::Malformed { name, .. } => name,
-        }
-    }
-}
-
 /// What is remembered about one name.
 #[derive(Debug)]
 struct Entry {
@@ -97,11 +88,6 @@ impl Classifier {
     /// A classifier that knows nothing: everything it sees first is an ADD.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Number of names tracked (well-formed or malformed).
-    pub fn known(&self) -> usize {
-        self.entries.len()
     }
 
     /// The last well-formed object seen under `name`, if any.

@@ -1,260 +1,324 @@
-//! The event sources: watches of ReviewApps, build Jobs and every child kind, and the tick,
-//! feeding the per-app scheduler.
+//! Wires the watches to the per-app scheduler. The build-Job, child and TLS source watches
+//! fill the [`Index`] and reconcile the apps a change concerns; once they have listed, the
+//! `ReviewApp` watch classifies its events into the index and schedules them, and the tick
+//! reconciles every app.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::Api;
-use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::Event;
-use kube::runtime::{WatchStreamExt, watcher as watch};
-use reviewapp_api::{OperatorConfig, ReviewApp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher::{self, Event};
+use reviewapp_api::OperatorConfig;
 use reviewapp_effects::Effects;
 use reviewapp_resources::ChildKind;
 use reviewapp_state::AppEvent;
 
+use crate::backoff::Backoff;
 use crate::build_jobs::owner;
 use crate::classify::Classified;
-use crate::handler::AppHandler;
+use crate::handler::{AppHandler, Listener};
 use crate::health::Readiness;
-use crate::live::{LiveObjects, MANAGED_SELECTOR, watch_config, watch_kind, watch_secrets};
+use crate::index::{Index, ListingWriter};
+use crate::live::{LiveObjects, LiveWriters, Seen, apply_secret_event};
 use crate::metrics::Metrics;
-use crate::scheduler::{Backoff, Scheduler};
+use crate::scheduler::Scheduler;
+use crate::source::SourceSecret;
+use crate::watch;
 
-/// The running controller: the handler, its scheduler and the stores the watches fill.
+/// The running controller: what the watches fill, the handler and its scheduler.
 pub(crate) struct Controller {
-    pub handler: Arc<AppHandler>,
-    pub scheduler: Scheduler<AppEvent>,
+    config: Arc<OperatorConfig>,
+    handler: Arc<AppHandler>,
+    schedule: Schedule,
     live: Arc<LiveObjects>,
-    jobs: Store<Job>,
+    jobs_writer: Writer<Job>,
+    live_writers: LiveWriters,
+}
+
+/// Where the watch tasks send work: the index they update and the scheduler.
+#[derive(Clone)]
+struct Schedule {
+    index: Arc<Index>,
+    scheduler: Scheduler<AppEvent>,
+    metrics: Arc<Metrics>,
+}
+
+impl Schedule {
+    /// Schedules a RECONCILE of every app in `names`.
+    fn reconcile(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            self.scheduler.submit(name, AppEvent::Reconcile);
+        }
+    }
+
+    /// Sets the `apps` gauge from the index.
+    fn count_apps(&self) {
+        let counts = self.index.apps.lock().count_by_status();
+        self.metrics.set_app_counts(counts);
+    }
 }
 
 impl Controller {
+    /// Empty stores, the index over them, the handler and its scheduler (started, idle until
+    /// [`run`](Self::run) feeds it).
     pub fn new(
         config: Arc<OperatorConfig>,
         effects: Effects,
         metrics: Arc<Metrics>,
         concurrency: usize,
-        listener: Option<crate::handler::Listener>,
-    ) -> (Self, reflector::store::Writer<Job>) {
-        let (jobs, writer) = reflector::store::<Job>();
-        let mut live = LiveObjects::new();
-        if config.tls_enabled() {
-            live = live.with_tls_source(&config.tls.secret_namespace, &config.tls.secret_name);
-        }
+        listener: Option<Listener>,
+    ) -> Self {
+        let (jobs, jobs_writer) = reflector::store::<Job>();
+        let tls = config.tls_enabled().then(|| {
+            (
+                config.tls.secret_namespace.as_str(),
+                config.tls.secret_name.as_str(),
+            )
+        });
+        let (live, live_writers) = LiveObjects::new(tls);
         let live = Arc::new(live);
+        let index = Arc::new(Index::new(&config, jobs, live.clone()));
         let handler = Arc::new(
-            AppHandler::new(config, effects, metrics.clone(), jobs.clone(), live.clone())
+            AppHandler::new(config.clone(), effects, metrics.clone(), index.clone())
                 .with_listener(listener),
         );
-        let task_handler = handler.clone();
-        let scheduler = Scheduler::new(
-            concurrency,
-            Backoff::new(Duration::from_secs(1), 2.0, Duration::from_secs(300)).with_jitter(0.2),
-            move |name: String, event: AppEvent| {
-                let handler = task_handler.clone();
-                async move { handler.handle(name, event).await }
-            },
-        )
-        .with_on_error(
-            move |name: &str, event: &AppEvent, error: &str, attempt: u32, retry_in: Duration| {
-                metrics
-                    .handle_failures
-                    .get_or_create(&Metrics::event_label(*event))
-                    .inc();
-                tracing::warn!(
-                    app = name,
-                    ?event,
-                    attempt,
-                    retry_in_secs = retry_in.as_secs_f64(),
-                    error,
-                    "handling failed; will retry"
-                );
-            },
-        )
-        // A failing event must not hold back a later DELETE of the same app.
-        .with_supersede(|newer: &AppEvent, failed: &AppEvent| {
-            newer == failed || *newer == AppEvent::Delete
-        });
-        (
-            Self {
-                handler,
+        let scheduler = scheduler(handler.clone(), metrics.clone(), concurrency);
+        Controller {
+            config,
+            handler,
+            schedule: Schedule {
+                index,
                 scheduler,
-                live,
-                jobs,
+                metrics,
             },
-            writer,
-        )
+            live,
+            jobs_writer,
+            live_writers,
+        }
+    }
+
+    /// The scheduler, to shut down once [`run`](Self::run) is dropped.
+    pub fn scheduler(&self) -> Scheduler<AppEvent> {
+        self.schedule.scheduler.clone()
     }
 
     /// Runs every watch and the tick until one of them ends (they do not, short of a bug).
     /// Dropping the future stops them all.
-    pub async fn run(
-        &self,
-        client: kube::Client,
-        jobs_writer: reflector::store::Writer<Job>,
-        ready: Readiness,
-    ) {
-        let config = Arc::new(self.handler.config().clone());
+    pub async fn run(self, client: kube::Client, ready: Readiness) {
         // Every task ends when this future is dropped (the set aborts them).
         let mut tasks = tokio::task::JoinSet::new();
-        // Child caches (what exists), for the effects layer. The Secret cache also holds the
-        // Secrets apps load into their environment: one appearing or going reconciles the apps
-        // that load it, so a MissingSecrets condition follows at once.
-        for kind in ChildKind::ALL {
-            let cache = self.live.cache(kind);
-            let handler = self.handler.clone();
-            let scheduler = self.scheduler.clone();
-            let stream = if kind == ChildKind::Secret {
-                let allowed = config.clone();
-                watch_secrets(client.clone(), move |ns| allowed.namespace_allowed(ns)).boxed()
-            } else {
-                watch_kind(client.clone(), kind).boxed()
-            };
-            tasks.spawn(async move {
-                futures::pin_mut!(stream);
-                while let Some(event) = stream.next().await {
-                    for (namespace, name) in cache.apply(event) {
-                        for app in handler.apps_using_secret(&namespace, &name) {
-                            scheduler.submit(app, AppEvent::Reconcile);
-                        }
-                    }
+        for (kind, writer) in self.live_writers.kinds {
+            tasks.spawn(match kind {
+                ChildKind::Secret => {
+                    let config = self.config.clone();
+                    let allowed = move |ns: &str| config.namespace_allowed(ns);
+                    let stream = watch::secrets(client.clone(), allowed);
+                    secrets(stream, writer, self.schedule.clone()).boxed()
                 }
+                kind => children(watch::children(client.clone(), kind), writer, kind).boxed(),
             });
         }
-
-        // The TLS source Secret: a renewal reconciles every app, which copies it again.
-        if let Some(tls) = self.live.tls_source() {
-            let stream = tls.watch(client.clone());
-            let handler = self.handler.clone();
-            let scheduler = self.scheduler.clone();
-            tasks.spawn(async move {
-                futures::pin_mut!(stream);
-                while let Some(event) = stream.next().await {
-                    if tls.apply(event) {
-                        tracing::info!("the TLS source Secret changed; reconciling every app");
-                        for name in handler.names() {
-                            scheduler.submit(name, AppEvent::Reconcile);
-                        }
-                    }
-                }
-            });
+        if let (Some(source), Some(writer)) = (self.live.tls_source(), self.live_writers.tls) {
+            let stream = source.watch(client.clone());
+            tasks.spawn(tls_source(
+                stream,
+                source.clone(),
+                writer,
+                self.schedule.clone(),
+            ));
         }
+        let namespace = &self.config.build_namespace;
+        let jobs = watch::build_jobs(client.clone(), namespace).reflect(self.jobs_writer);
+        tasks.spawn(build_jobs(jobs, self.schedule.clone()));
 
-        // Build Jobs: the store the handler observes; a change reconciles the owner at once.
-        let jobs_api: Api<Job> = Api::namespaced(client.clone(), &config.build_namespace);
-        let jobs_stream = watch(jobs_api, watch_config().labels(MANAGED_SELECTOR))
-            .default_backoff()
-            .modify(|job: &mut Job| {
-                // Keep what observe_job and job_state read (status, completions, backoffLimit,
-                // owner, finalizers, deletionTimestamp): the pod template and managed fields are
-                // most of a Job's size.
-                job.metadata.managed_fields = None;
-                job.metadata.annotations = None;
-                if let Some(spec) = job.spec.as_mut() {
-                    spec.template = Default::default();
-                }
-            })
-            .reflect(jobs_writer);
-        let jobs_scheduler = self.scheduler.clone();
-        let jobs_handler = self.handler.clone();
-        tasks.spawn(async move {
-            futures::pin_mut!(jobs_stream);
-            while let Some(event) = jobs_stream.next().await {
-                match event {
-                    Ok(event @ (Event::Apply(_) | Event::Delete(_))) => {
-                        let (Event::Apply(job) | Event::Delete(job)) = &event else {
-                            continue;
-                        };
-                        if matches!(event, Event::Delete(_)) {
-                            jobs_handler.job_gone(&job.metadata.name.clone().unwrap_or_default());
-                        } else {
-                            jobs_handler.job_changed(job);
-                        }
-                        if let Some(app) = owner(job) {
-                            jobs_scheduler.submit(app, AppEvent::Reconcile);
-                        }
-                    }
-                    // Listed: remembered (a Job being deleted and held), handled once the apps
-                    // are listed too.
-                    Ok(Event::InitApply(job)) => jobs_handler.job_changed(&job),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "build Job watch error; retrying"),
-                }
-            }
-        });
+        // Wait for the stores the handler reads before handling anything: an app handled
+        // before its Job is known would look like a vanished build.
+        self.schedule.index.jobs.wait_until_ready().await;
+        self.live.wait_until_ready().await;
 
-        // Wait for the caches the handler reads before handling anything: an app handled before
-        // its Job is known would look like a vanished build.
-        let _ = self.jobs.wait_until_ready().await;
-        while !self.live.core_synced() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-
-        // ReviewApps: classified into ADD / MODIFY / DELETE.
-        let apps: Api<DeserializeGuard<ReviewApp>> = Api::all(client.clone());
-        let app_stream = watch(apps, watch_config())
-            .default_backoff()
-            // Managed fields are never read and are a large share of each object.
-            .modify(|guard: &mut DeserializeGuard<ReviewApp>| {
-                if let Ok(app) = guard.0.as_mut() {
-                    app.metadata.managed_fields = None;
-                }
-            });
-        let handler = self.handler.clone();
-        let scheduler = self.scheduler.clone();
-        let apps_ready = ready.clone();
-        tasks.spawn(async move {
-            futures::pin_mut!(app_stream);
-            while let Some(event) = app_stream.next().await {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "ReviewApp watch error; retrying");
-                        continue;
-                    }
-                };
-                let synced = matches!(event, Event::InitDone);
-                for item in handler.observe_all(event) {
-                    match item {
-                        Classified::App { name, event, .. } => scheduler.submit(name, event),
-                        Classified::Malformed { name, error } => {
-                            handler.report_malformed(&name, &error).await
-                        }
-                    }
-                }
-                if synced {
-                    apps_ready.set(true);
-                    handler.count_apps();
-                    // Build Jobs being deleted and held: their apps (or, for an app that is
-                    // gone, its name) release the ones nobody waits for.
-                    for app in handler.apps_listed() {
-                        scheduler.submit(app, AppEvent::Reconcile);
-                    }
-                }
-            }
-        });
-
-        // The tick: RECONCILE every app.
-        let handler = self.handler.clone();
-        let scheduler = self.scheduler.clone();
-        let interval = Duration::from_secs(config.reconcile_interval_seconds);
-        tasks.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await; // the first tick fires at once; the initial list already covers it
-            loop {
-                ticker.tick().await;
-                for name in handler.names() {
-                    scheduler.submit(name, AppEvent::Reconcile);
-                }
-                handler.count_apps();
-            }
-        });
-
+        let apps = watch::review_apps(client);
+        tasks.spawn(review_apps(
+            apps,
+            self.handler,
+            self.schedule.clone(),
+            ready,
+        ));
+        let interval = Duration::from_secs(self.config.reconcile_interval_seconds);
+        tasks.spawn(tick(interval, self.schedule));
         let _ = tasks.join_next().await;
+    }
+}
+
+/// The per-app scheduler running `handler`, retrying failures with the default backoff.
+fn scheduler(
+    handler: Arc<AppHandler>,
+    metrics: Arc<Metrics>,
+    concurrency: usize,
+) -> Scheduler<AppEvent> {
+    Scheduler::new(concurrency, Backoff::default(), move |name, event| {
+        let handler = handler.clone();
+        async move { handler.handle(name, event).await }
+    })
+    .with_on_error(move |name, event: &AppEvent, error, attempt, retry_in| {
+        metrics.record_handle_failure(*event);
+        tracing::warn!(
+            app = name,
+            ?event,
+            attempt,
+            retry_in_secs = retry_in.as_secs_f64(),
+            error,
+            "handling failed; will retry"
+        );
+    })
+    // A failing event must not hold back a later DELETE of the same app.
+    .with_supersede(|newer: &AppEvent, failed: &AppEvent| {
+        newer == failed || *newer == AppEvent::Delete
+    })
+}
+
+/// The store of a child kind: what exists, for the effects layer.
+async fn children(
+    stream: impl Stream<Item = watcher::Result<Event<Seen>>>,
+    mut writer: ListingWriter<Seen>,
+    kind: ChildKind,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => writer.apply(&event),
+            // Expected while a database operator's CRD is not installed: debug only.
+            Err(error) => {
+                tracing::debug!(kind = kind.kind(), %error, "child watch error; retrying")
+            }
+        }
+    }
+}
+
+/// The Secret store, which also holds the Secrets apps load into their environment: one
+/// appearing or going reconciles the apps that load it, so a MissingSecrets condition follows
+/// at once.
+async fn secrets(
+    stream: impl Stream<Item = watcher::Result<Event<Seen>>>,
+    mut writer: ListingWriter<Seen>,
+    schedule: Schedule,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(%error, "Secret watch error; retrying");
+                continue;
+            }
+        };
+        for (namespace, name) in apply_secret_event(&mut writer, &event) {
+            let apps = schedule.index.apps.lock().using_secret(&namespace, &name);
+            schedule.reconcile(apps);
+        }
+    }
+}
+
+/// The TLS source Secret: a renewal reconciles every app, which copies it again.
+async fn tls_source(
+    stream: impl Stream<Item = watcher::Result<Event<Secret>>>,
+    source: SourceSecret,
+    mut writer: ListingWriter<Secret>,
+    schedule: Schedule,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) if source.apply(&mut writer, &event) => {
+                tracing::info!("the TLS source Secret changed; reconciling every app");
+                let names = schedule.index.apps.lock().names();
+                schedule.reconcile(names);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "TLS source Secret watch error; retrying"),
+        }
+    }
+}
+
+/// Build Jobs (already in their store): a change reconciles the owner at once; a listed Job is
+/// remembered (one being deleted and held is handled once the apps are listed too).
+async fn build_jobs(stream: impl Stream<Item = watcher::Result<Event<Job>>>, schedule: Schedule) {
+    let mut stream = std::pin::pin!(stream);
+    let jobs = &schedule.index.jobs;
+    while let Some(event) = stream.next().await {
+        let changed = match event {
+            Ok(Event::Apply(job)) => {
+                jobs.apply(&job);
+                job
+            }
+            Ok(Event::Delete(job)) => {
+                jobs.delete(&job);
+                job
+            }
+            Ok(Event::InitApply(job)) => {
+                jobs.apply(&job);
+                continue;
+            }
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "build Job watch error; retrying");
+                continue;
+            }
+        };
+        schedule.reconcile(owner(&changed));
+    }
+}
+
+/// `ReviewApp`s: classified into ADD / MODIFY / DELETE and scheduled; a malformed one is
+/// reported. Once listed, the operator is ready, and the apps that own a build Job being
+/// deleted and held (or, for an app that is gone, its name) release the ones nobody waits for.
+async fn review_apps(
+    stream: impl Stream<
+        Item = watcher::Result<Event<kube::core::DeserializeGuard<reviewapp_api::ReviewApp>>>,
+    >,
+    handler: Arc<AppHandler>,
+    schedule: Schedule,
+    ready: Readiness,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, "ReviewApp watch error; retrying");
+                continue;
+            }
+        };
+        let listed = matches!(event, Event::InitDone);
+        let classified = schedule.index.apps.lock().apply(event);
+        for item in classified {
+            match item {
+                Classified::App { name, event, .. } => schedule.scheduler.submit(name, event),
+                Classified::Malformed { name, error } => {
+                    handler.report_malformed(&name, &error).await;
+                }
+            }
+        }
+        if listed {
+            ready.set(true);
+            schedule.count_apps();
+            schedule.reconcile(schedule.index.jobs.owners_holding());
+        }
+    }
+}
+
+/// The tick: a RECONCILE of every app each `interval` (the first is the initial list).
+async fn tick(interval: Duration, schedule: Schedule) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick fires at once; the initial list already covers it
+    loop {
+        ticker.tick().await;
+        let names = schedule.index.apps.lock().names();
+        schedule.reconcile(names);
+        schedule.count_apps();
     }
 }

@@ -1,30 +1,22 @@
 //! One app event, end to end: observe its build Job and env Secrets → transition → render →
 //! execute → status → what waits for the status (releasing a finished build Job).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::core::DeserializeGuard;
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
-use reviewapp_api::{
-    BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus, ValidatedSpec, validate,
-};
-use reviewapp_effects::{Effects, LiveIndex, Lookup};
+use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
+use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
-use reviewapp_state::{AppEvent, EventKind, EventNote, Intent, Observed, transition};
+use reviewapp_state::{
+    AppEvent, EventKind, EventNote, Observed, Transition, clear_reconcile_failed,
+    set_reconcile_failed, transition,
+};
 
-use crate::build_jobs::BuildJobs;
-use crate::classify::{Classified, Classifier};
-use crate::metrics::{AppStatusLabel, Metrics, TransitionLabels};
-
-/// Condition type the daemon sets while an app's last attempt failed (removed on success).
-pub const CONDITION_RECONCILE_FAILED: &str = "ReconcileFailed";
+use crate::index::Index;
+use crate::metrics::Metrics;
+use crate::status::status_label;
 
 /// Why handling one event failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +47,7 @@ pub struct Handled {
     /// Why it failed, if it did (the event is retried).
     pub error: Option<String>,
     /// Time to handle it.
-    pub elapsed: std::time::Duration,
+    pub elapsed: Duration,
 }
 
 /// Receives a [`Handled`] for every event handled.
@@ -68,25 +60,18 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-/// Handles every app's events: what the watch saw, the build Jobs, what exists, and the effects.
-/// One per daemon, shared by every handler task.
+/// Handles every app's events from what the watches know ([`Index`]), writing through the
+/// effects layer. One per daemon, shared by every handler task.
 pub struct AppHandler {
     config: Arc<OperatorConfig>,
     effects: Effects,
-    classifier: Mutex<Classifier>,
-    /// Objects of apps whose DELETE is pending (they may be gone from the watch already).
-    tombstones: Mutex<HashMap<String, Arc<ReviewApp>>>,
-    jobs: BuildJobs,
-    live: Arc<dyn LiveIndex>,
+    index: Arc<Index>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
-    /// uids whose teardown completed: later events for them (our own finalizer removal echoing
-    /// back, a RECONCILE from a deleted build Job) have nothing left to do.
-    torn_down: Mutex<std::collections::HashSet<String>>,
-    /// Whether the `ReviewApp` list has completed: before, an app unknown to the classifier may
-    /// simply not be listed yet, so its build Jobs are not orphans.
-    apps_listed: AtomicBool,
 }
+
+/// What was written (in order) and how many actions were skipped.
+type Written = (Vec<String>, u32);
 
 /// Why a handling failed, and whether the transition's status was on record by then.
 struct Failed {
@@ -106,36 +91,30 @@ impl<E: Into<HandleError>> From<E> for Failed {
     }
 }
 
+impl Failed {
+    fn after_status(error: impl Into<HandleError>) -> Self {
+        Failed {
+            error: error.into(),
+            status_on_record: true,
+        }
+    }
+}
+
 impl AppHandler {
-    /// A handler reading build Jobs from `jobs` and existing children from `live`.
+    /// A handler of the apps in `index`.
     pub fn new(
         config: Arc<OperatorConfig>,
         effects: Effects,
         metrics: Arc<Metrics>,
-        jobs: Store<Job>,
-        live: Arc<dyn LiveIndex>,
+        index: Arc<Index>,
     ) -> Self {
         Self {
-            jobs: BuildJobs::new(jobs, &config.build_namespace),
             config,
             effects,
-            classifier: Mutex::new(Classifier::new()),
-            tombstones: Mutex::new(HashMap::new()),
-            live,
+            index,
             metrics,
             listener: None,
-            torn_down: Mutex::new(std::collections::HashSet::new()),
-            apps_listed: AtomicBool::new(false),
         }
-    }
-
-    fn is_torn_down(&self, app: &ReviewApp) -> bool {
-        app.metadata.uid.as_ref().is_some_and(|uid| {
-            self.torn_down
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(uid)
-        })
     }
 
     /// Reports every handled event to `listener`.
@@ -144,177 +123,13 @@ impl AppHandler {
         self
     }
 
-    /// The operator configuration.
-    pub fn config(&self) -> &OperatorConfig {
-        &self.config
-    }
-
-    /// Classifies one `ReviewApp` watch event and returns the app events to schedule. Malformed
-    /// objects are counted, logged and left alone (see [`AppHandler::report_malformed`]).
-    pub fn observe(
-        &self,
-        event: watcher::Event<DeserializeGuard<ReviewApp>>,
-    ) -> Vec<(String, AppEvent)> {
-        self.observe_all(event)
-            .into_iter()
-            .filter_map(|item| match item {
-                Classified::App { name, event, .. } => Some((name, event)),
-                Classified::Malformed { .. } => None,
-            })
-            .collect()
-    }
-
-    /// Like [`AppHandler::observe`], keeping the malformed objects (for a Warning Event).
-    pub fn observe_all(
-        &self,
-        event: watcher::Event<DeserializeGuard<ReviewApp>>,
-    ) -> Vec<Classified> {
-        let classified = self
-            .classifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .classify(event);
-        let mut out = Vec::with_capacity(classified.len());
-        for item in classified {
-            match &item {
-                Classified::App {
-                    name,
-                    event,
-                    object,
-                } => {
-                    if self.is_torn_down(object) {
-                        continue; // an echo of our own teardown
-                    }
-                    if *event == AppEvent::Delete && object.metadata.deletion_timestamp.is_none() {
-                        // Gone from the API (a watch delete, a relist, a new uid): keep the last
-                        // object for its teardown.
-                        self.tombstones
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(name.clone(), object.clone());
-                    }
-                }
-                Classified::Malformed { name, error } => {
-                    self.metrics.malformed.inc();
-                    tracing::warn!(app = %name, %error, "ReviewApp does not deserialize; leaving it alone");
-                }
-            }
-            out.push(item);
-        }
-        out
-    }
-
-    /// The build Job watch saw `job` deleted: if this process started it, its absence from the
-    /// store is no longer lag.
-    pub fn job_gone(&self, job: &str) {
-        self.jobs.gone(job);
-    }
-
-    /// The build Job watch listed or changed `job`. A Job being deleted while the operator's
-    /// build-outcome finalizer holds it is remembered by owner, so that handling the owner (or,
-    /// when the owner is gone, its name) releases it unless the app waits for its outcome.
-    pub fn job_changed(&self, job: &Job) {
-        self.jobs.seen(job);
-    }
-
-    /// The `ReviewApp` list has completed: from now on an app the classifier does not know is
-    /// gone. Returns the names of the apps (known or gone) that own a build Job being deleted
-    /// and still held, to be handled (a RECONCILE each) so that those Jobs are released.
-    pub fn apps_listed(&self) -> Vec<String> {
-        self.apps_listed.store(true, Ordering::Release);
-        self.jobs.owners_holding()
-    }
-
-    /// Names of the apps whose environment loads Secret `namespace`/`name` (`envSecret` or
-    /// `env.secrets`), from their specs as last seen.
-    pub fn apps_using_secret(&self, namespace: &str, name: &str) -> Vec<String> {
-        self.classifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .objects()
-            .into_iter()
-            .filter(|app| {
-                let Some(config) = app.spec.config.as_ref() else {
-                    return false;
-                };
-                config.namespace.as_deref().map(str::trim) == Some(namespace)
-                    && (config.env_secret.as_deref() == Some(name)
-                        || config
-                            .env
-                            .as_ref()
-                            .and_then(|env| env.secrets.as_ref())
-                            .is_some_and(|secrets| secrets.iter().any(|s| s == name)))
-            })
-            .filter_map(|app| app.metadata.name.clone())
-            .collect()
-    }
-
-    /// Records a Warning Event on a `ReviewApp` that does not deserialize, naming the error.
-    pub async fn report_malformed(&self, name: &str, error: &str) {
-        let stub = ReviewApp::new(name, Default::default());
-        let note = EventNote {
-            kind: EventKind::Warning,
-            reason: "Malformed",
-            action: "Validate",
-            note: format!("the ReviewApp cannot be read, so the operator leaves it alone: {error}"),
-        };
-        self.effects.record(&stub, &note).await;
-    }
-
-    /// Names of every known app (for the RECONCILE tick).
-    pub fn names(&self) -> Vec<String> {
-        self.classifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .names()
-    }
-
-    /// The object to handle. For a DELETE of an object already gone from the API, its last
-    /// known state with the finalizers cleared (they went with it: a finalizer patch by name
-    /// could hit a new object of the same name), or `None` when our teardown already ran (our
-    /// finalizer was gone and we had handled the app).
-    fn latest(&self, name: &str, event: AppEvent) -> Option<Arc<ReviewApp>> {
-        if event == AppEvent::Delete
-            && let Some(gone) = self
-                .tombstones
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name)
-        {
-            let had_ours = gone
-                .metadata
-                .finalizers
-                .iter()
-                .flatten()
-                .any(|f| f == FINALIZER);
-            if !had_ours && gone.status.is_some() {
-                return None;
-            }
-            let mut gone = (*gone).clone();
-            gone.metadata.finalizers = None;
-            return Some(Arc::new(gone));
-        }
-        self.classifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_known(name)
-    }
-
     /// Handles one event for one app: observe its build Job and env Secrets, transition, render,
     /// execute, write the status, then release a finished build Job. Safe to call again with the
     /// same event (every step is idempotent). For an app that is gone (or torn down), releases
     /// its build Jobs that are being deleted.
     pub async fn handle(&self, name: String, event: AppEvent) -> Result<(), HandleError> {
-        let Some(app) = self
-            .latest(&name, event)
-            .filter(|app| !self.is_torn_down(app))
-        else {
-            // Gone, and its DELETE already ran: a build Job of it that is being deleted (garbage
-            // collection, say) waits for nobody.
-            if self.apps_listed.load(Ordering::Acquire) {
-                self.release_unawaited(&name, None).await?;
-            }
-            return Ok(());
+        let Some(app) = self.index.apps.lock().latest(&name, event) else {
+            return self.release_orphans(&name).await;
         };
         let event = if app.metadata.deletion_timestamp.is_some() {
             AppEvent::Delete
@@ -322,92 +137,37 @@ impl AppHandler {
             event
         };
         let started = Instant::now();
-        let observed = self.observed(&app, event);
+        let observed = self.observe(&app, event);
         let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
-        // The failure condition is the daemon's own: an attempt that succeeds clears it.
-        t.status
-            .conditions
-            .retain(|c| c.type_ != CONDITION_RECONCILE_FAILED);
-        let mut outcome = self.execute(&app, event, &t).await;
-        if outcome.is_ok() {
-            // Build Jobs of this app being deleted that it does not wait for: superseded ones
-            // whose release did not happen, or older ones (after a DELETE, every one).
-            let awaited = (event != AppEvent::Delete)
-                .then_some(t.status.build_job_name.as_deref())
-                .flatten();
-            if let Err(error) = self.release_unawaited(&name, awaited).await {
-                outcome = Err(Failed {
-                    error,
-                    status_on_record: true,
-                });
+        clear_reconcile_failed(&mut t.status);
+        let outcome = self.converge(&name, &app, event, &t).await;
+        self.metrics.record_handled(event, started.elapsed());
+        self.tell_listener(&name, &app, event, &t, &outcome, started.elapsed());
+        match outcome {
+            Ok(_) => {
+                if event == AppEvent::Delete {
+                    self.index.apps.lock().record_teardown(&app);
+                }
+                Ok(())
+            }
+            Err(failed) => {
+                if event != AppEvent::Delete {
+                    self.record_failure(&name, &app, &t, &failed).await;
+                }
+                Err(failed.error)
             }
         }
-        if let Some(listener) = &self.listener {
-            let (written, skipped) = match &outcome {
-                Ok((written, skipped)) => (written.clone(), *skipped),
-                Err(_) => (Vec::new(), 0),
-            };
-            listener.0(&Handled {
-                app: name.clone(),
-                event,
-                from: summary(app.status.as_ref()),
-                to: summary(Some(&t.status)),
-                written,
-                skipped,
-                error: outcome.as_ref().err().map(|f| f.error.to_string()),
-                elapsed: started.elapsed(),
-            });
-        }
-        if outcome.is_ok()
-            && event == AppEvent::Delete
-            && let Some(uid) = &app.metadata.uid
-        {
-            self.torn_down
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(uid.clone());
-        }
-        let label = Metrics::event_label(event);
-        self.metrics.events.get_or_create(&label).inc();
-        self.metrics
-            .handle_duration
-            .get_or_create(&label)
-            .observe(started.elapsed().as_secs_f64());
-        let failed = match outcome {
-            Ok(_) => return Ok(()),
-            Err(failed) => failed,
-        };
-        if event != AppEvent::Delete {
-            // Best effort: say why in the status; the scheduler retries the event. The status is
-            // the one on record: the transition's only when it was written, since its intents did
-            // not all happen and a status claiming they did (say, a new buildCommit) would stop
-            // the retry from redoing them.
-            let mut app = (*app).clone();
-            if failed.status_on_record {
-                app.status = Some(t.status.clone());
-            }
-            let mut status = app.status.clone().unwrap_or_default();
-            set_failed(
-                &mut status,
-                &failed.error.to_string(),
-                app.metadata.generation,
-            );
-            if let Err(status_err) = self.effects.write_status(&app, &status).await {
-                tracing::debug!(app = %name, error = %status_err, "could not record the failure in the status");
-            }
-        }
-        Err(failed.error)
     }
 
     /// What the transition needs besides the app: its build Job (from the Job store) and which
-    /// of its env Secrets do not exist (from the Secret cache; nothing is reported missing while
-    /// that cache is not synced).
-    fn observed(&self, app: &ReviewApp, event: AppEvent) -> Observed {
+    /// of its env Secrets do not exist (from the Secret store; nothing is reported missing before
+    /// it has listed).
+    fn observe(&self, app: &ReviewApp, event: AppEvent) -> Observed {
         let job = app
             .status
             .as_ref()
             .and_then(|s| s.build_job_name.as_deref());
-        let (build, job) = self.jobs.observe(job);
+        let (build, job) = self.index.jobs.observe(job);
         let missing_secrets = match event {
             AppEvent::Delete => BTreeSet::new(),
             _ => validate(&app.spec, &self.config)
@@ -425,10 +185,76 @@ impl AppHandler {
         spec.env_secrets()
             .filter(|name| {
                 let secret = ChildRef::new(ChildKind::Secret, &spec.namespace, name);
-                self.live.lookup(&secret) == Lookup::Absent
+                self.index.live.lookup(&secret) == Lookup::Absent
             })
             .map(str::to_string)
             .collect()
+    }
+
+    /// Runs the transition, then releases the build Jobs of this app being deleted that it does
+    /// not wait for: superseded ones whose release did not happen, or older ones (after a
+    /// DELETE, every one).
+    async fn converge(
+        &self,
+        name: &str,
+        app: &ReviewApp,
+        event: AppEvent,
+        t: &Transition,
+    ) -> Result<Written, Failed> {
+        let written = self.execute(app, event, t).await?;
+        let awaited = (event != AppEvent::Delete)
+            .then_some(t.status.build_job_name.as_deref())
+            .flatten();
+        self.release_unawaited(name, awaited)
+            .await
+            .map_err(Failed::after_status)?;
+        Ok(written)
+    }
+
+    /// Runs the transition's plan, writes its status, then runs what waits for the status.
+    async fn execute(
+        &self,
+        app: &ReviewApp,
+        event: AppEvent,
+        t: &Transition,
+    ) -> Result<Written, Failed> {
+        let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
+        let after = render(app, t.spec.as_ref(), &self.config, &t.after_status)?;
+        let live = self.index.jobs.with_live(self.index.live.as_ref());
+        let mut report = self.effects.execute(app, &plan, &live).await?;
+        self.index.jobs.record(&plan);
+        if event != AppEvent::Delete
+            && let Some(written) = self.effects.write_status(app, &t.status).await?
+        {
+            self.metrics
+                .record_status_change(app.status.as_ref(), &t.status, &t.intents);
+            self.index.apps.lock().record_write(written);
+            report.written.push("write status".to_string());
+        }
+        if !after.actions.is_empty() {
+            let done = self
+                .effects
+                .execute(app, &after, &live)
+                .await
+                .map_err(Failed::after_status)?;
+            self.index.jobs.record(&after);
+            report.written.extend(done.written);
+            report.skipped += done.skipped;
+        }
+        self.metrics
+            .writes_skipped
+            .inc_by(u64::from(report.skipped));
+        Ok((report.written, report.skipped))
+    }
+
+    /// For an app that is gone, or torn down: its build Jobs being deleted wait for nobody
+    /// (garbage collection, say). Only once the apps are listed: before, an app the index does
+    /// not know may just not be listed yet.
+    async fn release_orphans(&self, name: &str) -> Result<(), HandleError> {
+        if !self.index.apps.lock().listed() {
+            return Ok(());
+        }
+        self.release_unawaited(name, None).await
     }
 
     /// Releases the build Jobs of app `name` that are being deleted and still held by the
@@ -439,7 +265,7 @@ impl AppHandler {
         name: &str,
         awaited: Option<&str>,
     ) -> Result<(), HandleError> {
-        let jobs = self.jobs.held_deleting(name, awaited);
+        let jobs = self.index.jobs.held_deleting(name, awaited);
         if jobs.is_empty() {
             return Ok(());
         }
@@ -451,159 +277,74 @@ impl AppHandler {
         };
         tracing::info!(app = name, jobs = ?jobs, "releasing build Jobs no app waits for");
         let stub = ReviewApp::new(name, Default::default());
-        self.effects
-            .execute(&stub, &plan, &self.jobs.index(self.live.as_ref()))
-            .await?;
-        let released: Vec<&String> = jobs.iter().collect();
-        self.jobs.record(&released, &[]);
+        let live = self.index.jobs.with_live(self.index.live.as_ref());
+        self.effects.execute(&stub, &plan, &live).await?;
+        self.index.jobs.record(&plan);
         Ok(())
     }
 
-    /// Runs the transition's plan, writes its status, then runs what waits for the status.
-    async fn execute(
+    /// Best effort: says why in the status (the scheduler retries the event). The status is the
+    /// one on record: the transition's only when it was written, since its intents did not all
+    /// happen and a status claiming they did (say, a new buildCommit) would stop the retry from
+    /// redoing them.
+    async fn record_failure(&self, name: &str, app: &ReviewApp, t: &Transition, failed: &Failed) {
+        let mut app = app.clone();
+        if failed.status_on_record {
+            app.status = Some(t.status.clone());
+        }
+        let mut status = app.status.clone().unwrap_or_default();
+        let message = failed.error.to_string();
+        set_reconcile_failed(
+            &mut status,
+            &message,
+            app.metadata.generation,
+            Timestamp::now(),
+        );
+        if let Err(error) = self.effects.write_status(&app, &status).await {
+            tracing::debug!(app = name, %error, "could not record the failure in the status");
+        }
+    }
+
+    fn tell_listener(
         &self,
+        name: &str,
         app: &ReviewApp,
         event: AppEvent,
-        t: &reviewapp_state::Transition,
-    ) -> Result<(Vec<String>, u32), Failed> {
-        let plan = render(app, t.spec.as_ref(), &self.config, &t.intents)?;
-        let after = render(app, t.spec.as_ref(), &self.config, &t.after_status)?;
-        let live = self.jobs.index(self.live.as_ref());
-        let mut report = self.effects.execute(app, &plan, &live).await?;
-        self.record_jobs(&plan);
-        if event != AppEvent::Delete
-            && let Some(written) = self.effects.write_status(app, &t.status).await?
-        {
-            self.record_status_change(app.status.as_ref(), &t.status, &t.intents);
-            self.classifier
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record_write(written);
-            report.written.push("write status".to_string());
-        }
-        if !after.actions.is_empty() {
-            let done = self
-                .effects
-                .execute(app, &after, &live)
-                .await
-                .map_err(|error| Failed {
-                    error: error.into(),
-                    status_on_record: true,
-                })?;
-            self.record_jobs(&after);
-            report.written.extend(done.written);
-            report.skipped += done.skipped;
-        }
-        self.metrics
-            .writes_skipped
-            .inc_by(u64::from(report.skipped));
-        Ok((report.written, report.skipped))
-    }
-
-    /// Tells the Job bookkeeping which build Jobs `plan` released and created.
-    fn record_jobs(&self, plan: &Plan) {
-        let mut released = Vec::new();
-        let mut created = Vec::new();
-        for action in &plan.actions {
-            match action {
-                Action::ReleaseJob(job) => released.push(&job.name),
-                Action::CreateJob(manifest) => created.push(&manifest.child.name),
-                _ => {}
-            }
-        }
-        if !released.is_empty() || !created.is_empty() {
-            self.jobs.record(&released, &created);
-        }
-    }
-
-    fn record_status_change(
-        &self,
-        before: Option<&ReviewAppStatus>,
-        after: &ReviewAppStatus,
-        intents: &[Intent],
+        t: &Transition,
+        outcome: &Result<Written, Failed>,
+        elapsed: Duration,
     ) {
-        let builds = intents
-            .iter()
-            .filter(|i| matches!(i, Intent::StartBuild { .. }))
-            .count();
-        self.metrics.builds_started.inc_by(builds as u64);
-        let before_build = before.and_then(|s| s.build_status);
-        if before_build == Some(BuildStatus::Building)
-            && after.build_status != Some(BuildStatus::Building)
-        {
-            match after.build_status {
-                Some(BuildStatus::Success) => self.metrics.builds_succeeded.inc(),
-                Some(BuildStatus::Error) => self.metrics.builds_failed.inc(),
-                _ => 0,
-            };
-            if let (Some(start), Some(end)) = (after.build_started_at, after.build_finished_at) {
-                self.metrics
-                    .build_duration
-                    .observe((end - start).max(0) as f64);
-            }
-        }
-        let from = summary(before);
-        let to = summary(Some(after));
-        if from != to {
-            self.metrics
-                .transitions
-                .get_or_create(&TransitionLabels { from, to })
-                .inc();
-        }
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let (written, skipped) = match outcome {
+            Ok((written, skipped)) => (written.clone(), *skipped),
+            Err(_) => (Vec::new(), 0),
+        };
+        listener.0(&Handled {
+            app: name.to_string(),
+            event,
+            from: status_label(app.status.as_ref()),
+            to: status_label(Some(&t.status)),
+            written,
+            skipped,
+            error: outcome.as_ref().err().map(|f| f.error.to_string()),
+            elapsed,
+        });
     }
 
-    /// Recounts apps by `appStatus` from the classifier's objects.
-    pub fn count_apps(&self) {
-        let mut counts: HashMap<String, i64> = ["building", "deployed", "error", "none"]
-            .iter()
-            .map(|s| (s.to_string(), 0))
-            .collect();
-        for app in self
-            .classifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .objects()
-        {
-            *counts.entry(app_status(app.status.as_ref())).or_default() += 1;
-        }
-        for (app_status, count) in counts {
-            self.metrics
-                .apps
-                .get_or_create(&AppStatusLabel { app_status })
-                .set(count);
-        }
+    /// Counts a `ReviewApp` that does not deserialize, logs it and records a Warning Event on it
+    /// naming the error; the operator leaves it alone.
+    pub async fn report_malformed(&self, name: &str, error: &str) {
+        self.metrics.malformed.inc();
+        tracing::warn!(app = %name, %error, "ReviewApp does not deserialize; leaving it alone");
+        let stub = ReviewApp::new(name, Default::default());
+        let note = EventNote {
+            kind: EventKind::Warning,
+            reason: "Malformed",
+            action: "Validate",
+            note: format!("the ReviewApp cannot be read, so the operator leaves it alone: {error}"),
+        };
+        self.effects.record(&stub, &note).await;
     }
-}
-
-fn app_status(status: Option<&ReviewAppStatus>) -> String {
-    status
-        .and_then(|s| s.app_status)
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| "none".into())
-}
-
-fn summary(status: Option<&ReviewAppStatus>) -> String {
-    let build = status
-        .and_then(|s| s.build_status)
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| "none".into());
-    format!("{}/{build}", app_status(status))
-}
-
-fn set_failed(status: &mut ReviewAppStatus, message: &str, generation: Option<i64>) {
-    status
-        .conditions
-        .retain(|c| c.type_ != CONDITION_RECONCILE_FAILED);
-    status.conditions.push(Condition {
-        type_: CONDITION_RECONCILE_FAILED.into(),
-        status: "True".into(),
-        reason: "ApiError".into(),
-        message: message.chars().take(1000).collect(),
-        observed_generation: generation,
-        last_transition_time: Time(
-            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
-        ),
-    });
 }

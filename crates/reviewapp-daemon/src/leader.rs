@@ -29,7 +29,7 @@ use tokio::time::Instant;
 /// Where the Lease lives, who we are, and the election's timings.
 #[derive(Clone, Debug)]
 pub struct LeaderOptions {
-    /// Lease name.
+    /// Name of the `coordination.k8s.io` Lease the replicas compete for.
     pub lease_name: String,
     /// Lease namespace (the operator's own).
     pub namespace: String,
@@ -98,7 +98,9 @@ impl LeaderOptions {
     }
 }
 
-/// Leader election timings that cannot work.
+/// Leader election timings that cannot work. Each variant carries the configured values it
+/// compares, as named in [`LeaderOptions`].
+#[allow(missing_docs)] // the fields are the options of the same names
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TimingError {
     /// The renew deadline must leave a margin below the Lease duration.
@@ -106,9 +108,7 @@ pub enum TimingError {
         "the renew deadline ({renew_deadline:?}) must be shorter than the lease duration ({lease_duration:?})"
     )]
     DeadlineNotBelowDuration {
-        /// The renew deadline.
         renew_deadline: Duration,
-        /// The Lease duration.
         lease_duration: Duration,
     },
     /// The leader must be able to retry a renewal before its deadline.
@@ -116,9 +116,7 @@ pub enum TimingError {
         "the retry period ({retry_period:?}) must be shorter than the renew deadline ({renew_deadline:?})"
     )]
     RetryNotBelowDeadline {
-        /// The retry period.
         retry_period: Duration,
-        /// The renew deadline.
         renew_deadline: Duration,
     },
     /// A Lease lasts whole seconds.
@@ -401,9 +399,7 @@ async fn elect(
         tokio::select! {
             biased;
             request = &mut stop => {
-                if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
-                    release(&mut lock, &fence).await;
-                }
+                stopped(request, &mut lock, &fence, is_leading).await;
                 break;
             }
             () = fence.lapsed(), if is_leading => {
@@ -425,34 +421,74 @@ async fn elect(
         let attempt = tokio::select! {
             biased;
             request = &mut stop => {
-                if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
-                    release(&mut lock, &fence).await;
-                }
+                stopped(request, &mut lock, &fence, is_leading).await;
                 break;
             }
             attempt = tokio::time::timeout(limit, lock.try_acquire_or_renew(is_leading)) => attempt,
         };
+        let tried = Tried {
+            started,
+            is_leading,
+        };
+        if !tried.settle(attempt, &options, &fence, &leading, &mut failing) {
+            break;
+        }
+    }
+    fence.shut();
+    let _ = leading.send(false);
+}
+
+/// Stops the loop on `request`: gives the Lease up first when asked to and still leading.
+async fn stopped(
+    request: Result<Stop, oneshot::error::RecvError>,
+    lock: &mut LeaseLock,
+    fence: &WriteFence,
+    is_leading: bool,
+) {
+    if matches!(request, Ok(Stop::Release)) && is_leading && fence.is_open() {
+        release(lock, fence).await;
+    }
+}
+
+/// One try of the election loop: when it started, and whether this replica led then.
+struct Tried {
+    started: Instant,
+    is_leading: bool,
+}
+
+impl Tried {
+    /// Acts on the try's outcome (or its timeout): a renewal extends the fence to
+    /// its start plus the renew deadline. False when leadership is lost (another replica holds
+    /// the Lease).
+    fn settle(
+        &self,
+        attempt: Result<Result<Attempt, kube::Error>, tokio::time::error::Elapsed>,
+        options: &LeaderOptions,
+        fence: &WriteFence,
+        leading: &watch::Sender<bool>,
+        failing: &mut bool,
+    ) -> bool {
         match attempt {
             Ok(Ok(Attempt::Holding)) => {
-                if failing {
-                    failing = false;
+                if *failing {
+                    *failing = false;
                     tracing::info!("the Lease can be read and written again");
                 }
-                let deadline = started + options.renew_deadline;
+                let deadline = self.started + options.renew_deadline;
                 if deadline <= Instant::now() {
                     tracing::warn!("the Lease was taken too late to lead; trying again");
-                    continue;
+                    return true;
                 }
                 fence.extend_to(deadline);
-                if !is_leading {
+                if !self.is_leading {
                     tracing::info!(lease = %options.lease_name, identity = %options.identity, "acquired the Lease");
                     let _ = leading.send(true);
                 }
             }
             Ok(Ok(Attempt::HeldBy(holder))) => {
-                if is_leading {
+                if self.is_leading {
                     tracing::error!(%holder, "another replica holds the Lease: no longer the leader");
-                    break;
+                    return false;
                 }
                 tracing::debug!(%holder, "the Lease is held by another replica");
             }
@@ -460,24 +496,23 @@ async fn elect(
                 tracing::debug!("the Lease changed meanwhile; trying again");
             }
             Ok(Err(err)) => {
-                if !failing || is_leading {
-                    tracing::warn!(error = %err, leading = is_leading, "could not read or renew the Lease");
+                if !*failing || self.is_leading {
+                    tracing::warn!(error = %err, leading = self.is_leading, "could not read or renew the Lease");
                 }
-                failing = true;
+                *failing = true;
             }
             Err(_) => {
-                if !failing || is_leading {
+                if !*failing || self.is_leading {
                     tracing::warn!(
-                        leading = is_leading,
+                        leading = self.is_leading,
                         "reading or renewing the Lease timed out"
                     );
                 }
-                failing = true;
+                *failing = true;
             }
         }
+        true
     }
-    fence.shut();
-    let _ = leading.send(false);
 }
 
 /// Gives the Lease up within the leader's deadline; a failure only delays the successor.

@@ -5,16 +5,21 @@
 //! competes for a Lease so that only one replica writes, and stops writing by its own clock when
 //! it cannot renew it ([`leader`]); shuts down gracefully.
 
-mod build_jobs;
+pub mod app_index;
+mod backoff;
+pub mod build_jobs;
 pub mod classify;
 mod controller;
 pub mod handler;
 pub mod health;
+pub mod index;
 pub mod leader;
-pub mod live;
+mod live;
 pub mod metrics;
 pub mod scheduler;
-pub mod source;
+mod source;
+mod status;
+pub mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,12 +30,16 @@ use kube::runtime::events::Reporter;
 use reviewapp_api::OperatorConfig;
 use reviewapp_effects::{Effects, WriteFence};
 
+pub use app_index::AppIndex;
+pub use backoff::Backoff;
+pub use build_jobs::BuildJobs;
 pub use classify::{Classified, Classifier};
-pub use handler::{AppHandler, CONDITION_RECONCILE_FAILED, HandleError, Handled, Listener};
+pub use handler::{AppHandler, HandleError, Handled, Listener};
 pub use health::Readiness;
+pub use index::{Index, Shared};
 pub use leader::{LeaderOptions, TimingError};
 pub use metrics::Metrics;
-pub use scheduler::{Backoff, Scheduler};
+pub use scheduler::Scheduler;
 
 /// How the daemon runs (the operator configuration proper is [`OperatorConfig`]).
 #[derive(Clone, Debug)]
@@ -57,9 +66,9 @@ pub enum DaemonError {
     /// The health/metrics port could not be bound.
     #[error("serving health and metrics on {addr}: {source}")]
     Listen {
-        /// The address.
+        /// The address asked for (`--listen`).
         addr: SocketAddr,
-        /// The cause.
+        /// Why binding it failed (in use, not permitted).
         source: std::io::Error,
     },
     /// The leader election timings cannot work.
@@ -167,17 +176,18 @@ async fn run_leader(
         instance: options.instance.clone(),
     };
     let effects = Effects::new(client.clone(), reporter, metrics.clone()).with_fence(fence.clone());
-    let (controller, jobs_writer) = controller::Controller::new(
+    let controller = controller::Controller::new(
         config,
         effects,
         metrics,
         options.concurrency,
         options.listener.clone(),
     );
+    let scheduler = controller.scheduler();
     // Dropping `controller.run` ends every watch and the tick.
     let result = tokio::select! {
-        _ = controller.run(client, jobs_writer, ready.clone()) => Ok(()),
-        _ = &mut *shutdown => {
+        () = controller.run(client, ready.clone()) => Ok(()),
+        () = &mut *shutdown => {
             tracing::info!("shutting down: finishing in-flight handlers");
             Ok(())
         }
@@ -186,7 +196,7 @@ async fn run_leader(
     ready.set(false);
     match result {
         Ok(()) => {
-            controller.scheduler.shutdown(options.shutdown_grace).await;
+            scheduler.shutdown(options.shutdown_grace).await;
             if let Some(election) = election {
                 election.release().await;
             }
@@ -195,7 +205,7 @@ async fn run_leader(
             // Nothing may be written any more: start nothing, cancel what runs (their requests
             // are fenced already), and give nothing back (the Lease is not ours to release).
             drop(election);
-            controller.scheduler.shutdown(Duration::ZERO).await;
+            scheduler.shutdown(Duration::ZERO).await;
         }
     }
     result

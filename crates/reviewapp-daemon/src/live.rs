@@ -1,213 +1,184 @@
-//! What exists: metadata watches of every child kind, as a [`LiveIndex`] for the effects layer
-//! (so it writes nothing when the desired state already holds, and re-applies a child deleted
-//! behind its back). Every kind is label-selected (the operator's own objects) except Secrets:
-//! that watch also covers the Secrets the apps' environments load (`envSecret`, `env.secrets`),
-//! so that a missing one is reported, and its appearance noticed at once.
+//! What exists: a kube-runtime reflector store per child kind, filled by its metadata watch
+//! ([`watch::children`](crate::watch::children)), as a [`LiveIndex`] for the effects layer (so
+//! it writes nothing when the desired state already holds, and re-applies a child deleted behind
+//! its back). The Secret store also holds the Secrets the apps' environments load (`envSecret`,
+//! `env.secrets`), so that a missing one is reported, and its appearance noticed at once
+//! ([`apply_secret_event`]). The wildcard TLS Secret is held whole by its own store
+//! ([`SourceSecret`]).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
-use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::runtime::reflector::{self, Lookup as _, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::Event;
 use reviewapp_effects::{LiveIndex, Lookup, SecretLookup};
 use reviewapp_resources::{ChildKind, ChildRef};
 
+use crate::index::{Listed, ListingWriter};
 use crate::source::SourceSecret;
 
-/// Label selector of every object the operator creates.
-pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=review-app-operator";
-
-/// Objects per page of every initial list and relist. A page is deserialised whole before the
-/// watcher hands its objects on one by one, so the page size bounds the memory a list costs:
-/// at 1000 apps, pages of 100 instead of client-go's 500 cut the operator's peak RSS across a
-/// restart from 60 to 37 MiB (docs/benchmarks.md), for a few more list requests at start-up.
-pub const LIST_PAGE_SIZE: u32 = 100;
-
-/// The watch configuration every watch starts from: paginated initial lists.
-pub fn watch_config() -> watcher::Config {
-    watcher::Config::default().page_size(LIST_PAGE_SIZE)
+/// What the child stores keep of one object: where it is, its resourceVersion and its
+/// applied-hash annotation (what the effects layer compares), nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    namespace: String,
+    name: String,
+    resource_version: String,
+    applied_hash: Option<String>,
 }
 
-type Key = (String, String);
-
-/// What the cache keeps of one object: its resourceVersion and its applied-hash annotation.
-pub type Seen = (String, Option<String>);
-
-/// The known objects of one kind.
-#[derive(Default)]
-pub struct KindCache {
-    synced: AtomicBool,
-    objects: RwLock<HashMap<Key, Seen>>,
-    relist: RwLock<Option<HashMap<Key, Seen>>>,
-}
-
-impl KindCache {
-    /// Whether the first list has completed.
-    pub fn synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+impl Seen {
+    /// What is kept of `object`.
+    pub fn new(object: PartialObjectMeta<DynamicObject>) -> Self {
+        let meta = object.metadata;
+        Seen {
+            applied_hash: meta
+                .annotations
+                .and_then(|mut a| a.remove(reviewapp_effects::APPLIED_HASH_ANNOTATION)),
+            namespace: meta.namespace.unwrap_or_default(),
+            name: meta.name.unwrap_or_default(),
+            resource_version: meta.resource_version.unwrap_or_default(),
+        }
     }
 
-    fn lookup(&self, namespace: &str, name: &str) -> Lookup {
-        if !self.synced() {
-            return Lookup::Unknown;
+    fn key(&self) -> (String, String) {
+        (self.namespace.clone(), self.name.clone())
+    }
+}
+
+/// A store of [`Seen`] is keyed by kind, namespace and name.
+impl reflector::Lookup for Seen {
+    type DynamicType = ChildKind;
+
+    fn kind(kind: &ChildKind) -> Cow<'_, str> {
+        kind.kind().into()
+    }
+
+    fn group(kind: &ChildKind) -> Cow<'_, str> {
+        kind.group().into()
+    }
+
+    fn version(kind: &ChildKind) -> Cow<'_, str> {
+        kind.version().into()
+    }
+
+    fn plural(kind: &ChildKind) -> Cow<'_, str> {
+        kind.plural().into()
+    }
+
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(self.name.as_str().into())
+    }
+
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        Some(self.namespace.as_str().into())
+    }
+
+    /// Not part of the key, so not copied into it (the value has it).
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+}
+
+/// Every child kind's store, and the TLS source Secret's.
+pub struct LiveObjects {
+    kinds: HashMap<ChildKind, KindStore>,
+    tls: Option<SourceSecret>,
+}
+
+/// The store of one child kind.
+struct KindStore {
+    store: Store<Seen>,
+    listed: Listed,
+}
+
+/// The writers of [`LiveObjects`]' stores, one for each watch.
+pub struct LiveWriters {
+    /// One per child kind.
+    pub kinds: Vec<(ChildKind, ListingWriter<Seen>)>,
+    /// The TLS source Secret's, when there is one.
+    pub tls: Option<ListingWriter<Secret>>,
+}
+
+impl LiveObjects {
+    /// Empty stores for every [`ChildKind`] and, when `tls` names one (namespace, name), the TLS
+    /// source Secret; and their writers.
+    pub fn new(tls: Option<(&str, &str)>) -> (Self, LiveWriters) {
+        let writers: Vec<_> = ChildKind::ALL
+            .into_iter()
+            .map(|kind| (kind, ListingWriter::new(Writer::new(kind))))
+            .collect();
+        let kinds = writers
+            .iter()
+            .map(|(kind, writer)| {
+                let store = writer.store();
+                let listed = writer.listed();
+                (*kind, KindStore { store, listed })
+            })
+            .collect();
+        let (tls, tls_writer) = match tls {
+            Some((namespace, name)) => {
+                let (source, writer) = SourceSecret::new(namespace, name);
+                (Some(source), Some(writer))
+            }
+            None => (None, None),
+        };
+        let writers = LiveWriters {
+            kinds: writers,
+            tls: tls_writer,
+        };
+        (LiveObjects { kinds, tls }, writers)
+    }
+
+    /// The TLS source Secret's store, when there is one.
+    pub fn tls_source(&self) -> Option<&SourceSecret> {
+        self.tls.as_ref()
+    }
+
+    /// Waits until the stores of the kinds every cluster has (all but the database CRDs) and
+    /// the TLS source Secret's have listed.
+    pub async fn wait_until_ready(&self) {
+        let core = self
+            .kinds
+            .iter()
+            .filter(|(kind, _)| !matches!(kind, ChildKind::KubedbPostgres | ChildKind::CnpgCluster))
+            .map(|(_, kind)| kind.store.wait_until_ready());
+        // An error means the writer is gone: its watch task ended, and with it the daemon.
+        let _ = futures::future::join_all(core).await;
+        if let Some(tls) = &self.tls {
+            tls.wait_until_ready().await;
         }
-        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
-        match objects.get(&(namespace.to_string(), name.to_string())) {
-            Some((rv, _)) => Lookup::Present {
-                resource_version: rv.clone(),
+    }
+}
+
+/// The store key of `child`.
+fn key(child: &ChildRef) -> ObjectRef<Seen> {
+    ObjectRef::new_with(&child.name, child.kind).within(&child.namespace)
+}
+
+impl LiveIndex for LiveObjects {
+    fn lookup(&self, child: &ChildRef) -> Lookup {
+        let Some(kind) = self.kinds.get(&child.kind).filter(|kind| kind.listed.get()) else {
+            return Lookup::Unknown;
+        };
+        match kind.store.get(&key(child)) {
+            Some(seen) => Lookup::Present {
+                resource_version: seen.resource_version.clone(),
             },
             None => Lookup::Absent,
         }
     }
 
-    fn applied_hash(&self, namespace: &str, name: &str) -> Option<String> {
-        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
-        objects
-            .get(&(namespace.to_string(), name.to_string()))
-            .and_then(|(_, hash)| hash.clone())
-    }
-
-    /// Applies one watch event. Returns the `(namespace, name)` of every object that appeared or
-    /// disappeared with it, once the first list has completed (a relist reports the difference
-    /// it made).
-    pub fn apply(&self, event: Event<(Key, Seen)>) -> Vec<Key> {
-        let synced = self.synced();
-        let changed = |key: &Key| {
-            if synced {
-                vec![key.clone()]
-            } else {
-                Vec::new()
-            }
-        };
-        match event {
-            Event::Apply((key, rv)) => {
-                let before = self
-                    .objects
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.clone(), rv);
-                if before.is_none() {
-                    return changed(&key);
-                }
-            }
-            Event::Delete((key, _)) => {
-                let before = self
-                    .objects
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
-                if before.is_some() {
-                    return changed(&key);
-                }
-            }
-            Event::Init => {
-                *self.relist.write().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
-            }
-            Event::InitApply((key, rv)) => {
-                if let Some(relist) = self
-                    .relist
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                {
-                    relist.insert(key, rv);
-                }
-            }
-            Event::InitDone => {
-                let mut differences = Vec::new();
-                if let Some(relist) = self
-                    .relist
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                {
-                    let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
-                    if synced {
-                        differences.extend(
-                            objects
-                                .keys()
-                                .filter(|key| !relist.contains_key(*key))
-                                .chain(relist.keys().filter(|key| !objects.contains_key(*key)))
-                                .cloned(),
-                        );
-                    }
-                    *objects = relist;
-                }
-                self.synced.store(true, Ordering::Release);
-                return differences;
-            }
-        }
-        Vec::new()
-    }
-
-    /// Number of known objects.
-    pub fn len(&self) -> usize {
-        self.objects.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether no object is known.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Every child kind's cache, and the TLS source Secret's.
-#[derive(Default)]
-pub struct LiveObjects {
-    kinds: HashMap<ChildKind, Arc<KindCache>>,
-    tls: Option<Arc<SourceSecret>>,
-}
-
-impl LiveObjects {
-    /// Caches for every [`ChildKind`].
-    pub fn new() -> Self {
-        Self {
-            kinds: ChildKind::ALL
-                .iter()
-                .map(|k| (*k, Arc::default()))
-                .collect(),
-            tls: None,
-        }
-    }
-
-    /// Also caches the TLS source Secret `namespace`/`name`.
-    pub fn with_tls_source(mut self, namespace: &str, name: &str) -> Self {
-        self.tls = Some(Arc::new(SourceSecret::new(namespace, name)));
-        self
-    }
-
-    /// The TLS source Secret's cache, when there is one.
-    pub fn tls_source(&self) -> Option<Arc<SourceSecret>> {
-        self.tls.clone()
-    }
-
-    /// The cache of `kind`.
-    pub fn cache(&self, kind: ChildKind) -> Arc<KindCache> {
-        self.kinds.get(&kind).cloned().unwrap_or_default()
-    }
-
-    /// Whether the kinds every cluster has (all but the database CRDs) and the TLS source
-    /// Secret are synced.
-    pub fn core_synced(&self) -> bool {
-        ChildKind::ALL
-            .iter()
-            .filter(|k| !matches!(k, ChildKind::KubedbPostgres | ChildKind::CnpgCluster))
-            .all(|k| self.cache(*k).synced())
-            && self.tls.as_ref().is_none_or(|tls| tls.synced())
-    }
-}
-
-impl LiveIndex for LiveObjects {
-    fn lookup(&self, child: &ChildRef) -> Lookup {
-        match self.kinds.get(&child.kind) {
-            Some(cache) => cache.lookup(&child.namespace, &child.name),
-            None => Lookup::Unknown,
-        }
+    fn applied_hash(&self, child: &ChildRef) -> Option<String> {
+        let seen = self.kinds.get(&child.kind)?.store.get(&key(child))?;
+        seen.applied_hash.clone()
     }
 
     fn source_secret(&self, namespace: &str, name: &str) -> SecretLookup {
@@ -216,209 +187,217 @@ impl LiveIndex for LiveObjects {
             None => SecretLookup::Unknown,
         }
     }
+}
 
-    fn applied_hash(&self, child: &ChildRef) -> Option<String> {
-        self.kinds
-            .get(&child.kind)?
-            .applied_hash(&child.namespace, &child.name)
+/// Applies one event of the Secret watch to its store. Returns the `(namespace, name)` of every
+/// Secret that appeared or went with it, once the first list has completed (a relist reports
+/// the difference it made): the apps that load one of them are to be reconciled.
+pub fn apply_secret_event(
+    writer: &mut ListingWriter<Seen>,
+    event: &Event<Seen>,
+) -> Vec<(String, String)> {
+    let store = writer.store();
+    if !writer.listed().get() {
+        writer.apply(event);
+        return Vec::new();
     }
-}
-
-/// The `ApiResource` of a child kind.
-pub fn api_resource(kind: ChildKind) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
-        kind.plural(),
-    )
-}
-
-/// A metadata-only, label-selected watch of `kind` in every namespace, as cache events.
-/// Errors (say, the CRD of a database operator that is not installed) are retried with backoff;
-/// the kind stays [`Lookup::Unknown`] until its first list succeeds.
-pub fn watch_kind(
-    client: kube::Client,
-    kind: ChildKind,
-) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
-    watch_metadata(client, kind, Some(MANAGED_SELECTOR), |_| true)
-}
-
-/// A metadata-only watch of every Secret the operator may need to know about: its own (the
-/// database-copy Secret and the TLS copy, labelled) and every Secret in a namespace apps may use
-/// (`allowed`: the app's env Secrets). Unselected, because the env Secrets are the user's and
-/// carry no label of ours; only name, namespace, resourceVersion and the applied-hash
-/// annotation of each are kept.
-pub fn watch_secrets(
-    client: kube::Client,
-    allowed: impl Fn(&str) -> bool + Send + Sync + 'static,
-) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
-    let managed = MANAGED_SELECTOR.split_once('=');
-    watch_metadata(client, ChildKind::Secret, None, move |meta| {
-        let labelled = managed.is_some_and(|(key, value)| {
-            meta.labels
-                .as_ref()
-                .and_then(|labels| labels.get(key))
-                .is_some_and(|v| v == value)
-        });
-        labelled || allowed(meta.namespace.as_deref().unwrap_or_default())
-    })
-}
-
-/// A metadata-only watch of `kind` in every namespace (label-selected by `selector`), keeping
-/// the objects `keep` accepts, as cache events.
-fn watch_metadata(
-    client: kube::Client,
-    kind: ChildKind,
-    selector: Option<&str>,
-    keep: impl Fn(&ObjectMeta) -> bool + Send + Sync + 'static,
-) -> impl Stream<Item = Event<(Key, Seen)>> + Send {
-    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &api_resource(kind));
-    let config = match selector {
-        Some(selector) => watch_config().labels(selector),
-        None => watch_config(),
+    let known = |seen: &Seen| store.get(&seen.to_object_ref(ChildKind::Secret)).is_some();
+    let changed = match event {
+        Event::Apply(seen) if !known(seen) => vec![seen.key()],
+        Event::Delete(seen) if known(seen) => vec![seen.key()],
+        Event::InitDone => {
+            let before = keys(&store);
+            writer.apply(event);
+            let after = keys(&store);
+            return before.symmetric_difference(&after).cloned().collect();
+        }
+        _ => Vec::new(),
     };
-    let keep = std::sync::Arc::new(keep);
-    watch(api, config)
-        .default_backoff()
-        .filter_map(move |event| {
-            let keep = keep.clone();
-            async move {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        tracing::debug!(kind = kind.kind(), error = %err, "child watch error; retrying");
-                        return None;
-                    }
-                };
-                // An object not kept is dropped; its delete (a no-op for the cache) is kept.
-                if let Event::Apply(meta) | Event::InitApply(meta) = &event
-                    && !keep(&meta.metadata)
-                {
-                    return None;
-                }
-                Some(map_event(event, |meta| {
-                    let hash = meta
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(reviewapp_effects::APPLIED_HASH_ANNOTATION).cloned());
-                    let key = (
-                        meta.metadata.namespace.unwrap_or_default(),
-                        meta.metadata.name.unwrap_or_default(),
-                    );
-                    (key, (meta.metadata.resource_version.unwrap_or_default(), hash))
-                }))
-            }
-        })
+    writer.apply(event);
+    changed
 }
 
-/// `Event<A>` to `Event<B>`.
-pub fn map_event<A, B>(event: Event<A>, f: impl FnOnce(A) -> B) -> Event<B> {
-    match event {
-        Event::Apply(a) => Event::Apply(f(a)),
-        Event::Delete(a) => Event::Delete(f(a)),
-        Event::Init => Event::Init,
-        Event::InitApply(a) => Event::InitApply(f(a)),
-        Event::InitDone => Event::InitDone,
-    }
+fn keys(store: &Store<Seen>) -> HashSet<(String, String)> {
+    store.state().iter().map(|seen| seen.key()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key(name: &str) -> (Key, Seen) {
+    fn seen(name: &str) -> Seen {
+        Seen {
+            namespace: "ns".into(),
+            name: name.into(),
+            resource_version: format!("rv-{name}"),
+            applied_hash: Some(format!("hash-{name}")),
+        }
+    }
+
+    fn at(kind: ChildKind, name: &str) -> ChildRef {
+        ChildRef::new(kind, "ns", name)
+    }
+
+    fn ns(name: &str) -> (String, String) {
+        ("ns".to_string(), name.to_string())
+    }
+
+    /// The live objects, and the writer of `kind`'s store.
+    fn live_with_writer(kind: ChildKind) -> (LiveObjects, ListingWriter<Seen>) {
+        let (live, writers) = LiveObjects::new(None);
+        let writer = writers.kinds.into_iter().find(|(k, _)| *k == kind);
         (
-            ("ns".into(), name.into()),
-            (format!("rv-{name}"), Some(format!("hash-{name}"))),
+            live,
+            writer.map(|(_, w)| w).unwrap_or_else(|| panic!("{kind:?}")),
         )
     }
 
     #[test]
+    fn what_is_kept_of_an_object_is_its_place_version_and_applied_hash() {
+        let object: PartialObjectMeta<DynamicObject> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "rv-a", "uid": "u",
+                         "labels": {"x": "y"},
+                         "annotations": {"other": "z", "reviewtron.k8s.revelry.co/applied-hash": "hash-a"},
+                         "managedFields": [{"manager": "m"}]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Seen::new(object), seen("a"));
+    }
+
+    #[test]
     fn unknown_until_the_first_list_then_present_or_absent() {
-        let cache = KindCache::default();
-        assert_eq!(cache.lookup("ns", "a"), Lookup::Unknown);
-        cache.apply(Event::Init);
-        cache.apply(Event::InitApply(key("a")));
+        let (live, mut writer) = live_with_writer(ChildKind::Deployment);
+        let a = at(ChildKind::Deployment, "a");
+        assert_eq!(live.lookup(&a), Lookup::Unknown);
+        writer.apply(&Event::Init);
+        writer.apply(&Event::InitApply(seen("a")));
         assert_eq!(
-            cache.lookup("ns", "a"),
+            live.lookup(&a),
             Lookup::Unknown,
-            "not synced before InitDone"
+            "not listed before InitDone"
         );
-        cache.apply(Event::InitDone);
+        writer.apply(&Event::InitDone);
         assert_eq!(
-            cache.lookup("ns", "a"),
+            live.lookup(&a),
             Lookup::Present {
                 resource_version: "rv-a".into()
             }
         );
-        assert_eq!(cache.lookup("ns", "b"), Lookup::Absent);
-        cache.apply(Event::Delete(key("a")));
-        assert_eq!(cache.lookup("ns", "a"), Lookup::Absent);
-    }
-
-    #[test]
-    fn appearing_and_disappearing_objects_are_reported_once_synced() {
-        let cache = KindCache::default();
-        let ns = |name: &str| ("ns".to_string(), name.to_string());
-        cache.apply(Event::Init);
-        assert!(cache.apply(Event::InitApply(key("a"))).is_empty());
-        assert!(
-            cache.apply(Event::InitDone).is_empty(),
-            "the first list reports nothing"
-        );
-        assert_eq!(cache.apply(Event::Apply(key("b"))), [ns("b")]);
-        assert!(
-            cache.apply(Event::Apply(key("b"))).is_empty(),
-            "a change is not an appearance"
-        );
-        assert_eq!(cache.apply(Event::Delete(key("a"))), [ns("a")]);
-        assert!(cache.apply(Event::Delete(key("a"))).is_empty());
-        // A relist that no longer shows b and shows c: both reported when it completes.
-        cache.apply(Event::Init);
-        cache.apply(Event::InitApply(key("c")));
-        let mut relisted = cache.apply(Event::InitDone);
-        relisted.sort();
-        assert_eq!(relisted, [ns("b"), ns("c")]);
+        assert_eq!(live.applied_hash(&a).as_deref(), Some("hash-a"));
+        assert_eq!(live.lookup(&at(ChildKind::Deployment, "b")), Lookup::Absent);
+        writer.apply(&Event::Delete(seen("a")));
+        assert_eq!(live.lookup(&a), Lookup::Absent);
+        // Another kind, not listed: unknown, whatever the Deployments say.
+        assert_eq!(live.lookup(&at(ChildKind::Service, "a")), Lookup::Unknown);
     }
 
     #[test]
     fn a_relist_drops_objects_deleted_during_a_watch_gap() {
-        let cache = KindCache::default();
-        cache.apply(Event::Init);
-        cache.apply(Event::InitApply(key("a")));
-        cache.apply(Event::InitApply(key("b")));
-        cache.apply(Event::InitDone);
-        cache.apply(Event::Init);
-        cache.apply(Event::InitApply(key("b")));
-        assert_eq!(
-            cache.len(),
-            2,
+        let (live, mut writer) = live_with_writer(ChildKind::Service);
+        for event in [
+            Event::Init,
+            Event::InitApply(seen("a")),
+            Event::InitApply(seen("b")),
+            Event::InitDone,
+        ] {
+            writer.apply(&event);
+        }
+        writer.apply(&Event::Init);
+        writer.apply(&Event::InitApply(seen("b")));
+        assert!(
+            matches!(
+                live.lookup(&at(ChildKind::Service, "a")),
+                Lookup::Present { .. }
+            ),
             "the old view serves until the relist completes"
         );
-        cache.apply(Event::InitDone);
-        assert_eq!(cache.lookup("ns", "a"), Lookup::Absent);
-        assert_eq!(cache.len(), 1);
+        writer.apply(&Event::InitDone);
+        assert_eq!(live.lookup(&at(ChildKind::Service, "a")), Lookup::Absent);
+        assert!(matches!(
+            live.lookup(&at(ChildKind::Service, "b")),
+            Lookup::Present { .. }
+        ));
     }
 
     #[test]
-    fn live_objects_answer_per_kind() {
-        let live = LiveObjects::new();
-        let deployment = live.cache(ChildKind::Deployment);
-        deployment.apply(Event::Init);
-        deployment.apply(Event::InitApply(key("app")));
-        deployment.apply(Event::InitDone);
-        let child = ChildRef {
-            kind: ChildKind::Deployment,
-            namespace: "ns".into(),
-            name: "app".into(),
-        };
-        assert!(matches!(live.lookup(&child), Lookup::Present { .. }));
-        assert_eq!(live.applied_hash(&child).as_deref(), Some("hash-app"));
-        let service = ChildRef {
-            kind: ChildKind::Service,
-            ..child
-        };
-        assert_eq!(live.lookup(&service), Lookup::Unknown);
-        assert!(!live.core_synced());
+    fn appearing_and_disappearing_secrets_are_reported_once_listed() {
+        let (_live, mut writer) = live_with_writer(ChildKind::Secret);
+        let mut apply = |event: Event<Seen>| apply_secret_event(&mut writer, &event);
+        apply(Event::Init);
+        assert!(apply(Event::InitApply(seen("a"))).is_empty());
+        assert!(
+            apply(Event::InitDone).is_empty(),
+            "the first list reports nothing"
+        );
+        assert_eq!(apply(Event::Apply(seen("b"))), [ns("b")]);
+        assert!(
+            apply(Event::Apply(seen("b"))).is_empty(),
+            "a change is not an appearance"
+        );
+        assert_eq!(apply(Event::Delete(seen("a"))), [ns("a")]);
+        assert!(apply(Event::Delete(seen("a"))).is_empty());
+        // A relist that no longer shows b and shows c: both reported when it completes.
+        apply(Event::Init);
+        assert!(apply(Event::InitApply(seen("c"))).is_empty());
+        let mut relisted = apply(Event::InitDone);
+        relisted.sort();
+        assert_eq!(relisted, [ns("b"), ns("c")]);
+    }
+
+    #[tokio::test]
+    async fn ready_once_every_core_kind_and_the_tls_source_listed() {
+        let (live, writers) = LiveObjects::new(Some(("default", "tls")));
+        let mut tls = writers.tls.unwrap_or_else(|| panic!("a TLS writer"));
+        for (kind, mut writer) in writers.kinds {
+            if !matches!(kind, ChildKind::KubedbPostgres | ChildKind::CnpgCluster) {
+                writer.apply(&Event::Init);
+                writer.apply(&Event::InitDone);
+            }
+        }
+        let mut ready = std::pin::pin!(live.wait_until_ready());
+        assert!(
+            futures::poll!(ready.as_mut()).is_pending(),
+            "the TLS source has not listed"
+        );
+        tls.apply(&Event::Init);
+        tls.apply(&Event::InitDone);
+        assert!(
+            futures::poll!(ready).is_ready(),
+            "the database kinds are not waited for"
+        );
+        assert_eq!(
+            live.lookup(&at(ChildKind::KubedbPostgres, "db")),
+            Lookup::Unknown
+        );
+    }
+
+    /// The start-up wait parks on every store; the Secret watch, listing last, checks at every
+    /// event whether its store has listed. That check must not take the wait's wake-up.
+    #[tokio::test(start_paused = true)]
+    async fn the_start_up_wait_is_woken_by_the_last_store_to_list() {
+        let (live, writers) = LiveObjects::new(None);
+        let live = std::sync::Arc::new(live);
+        let waiting = tokio::spawn({
+            let live = live.clone();
+            async move { live.wait_until_ready().await }
+        });
+        tokio::task::yield_now().await;
+        let mut secrets = None;
+        for (kind, mut writer) in writers.kinds {
+            if kind == ChildKind::Secret {
+                secrets = Some(writer);
+            } else {
+                writer.apply(&Event::Init);
+                writer.apply(&Event::InitDone);
+            }
+        }
+        let mut secrets = secrets.unwrap();
+        for event in [Event::Init, Event::InitApply(seen("a")), Event::InitDone] {
+            apply_secret_event(&mut secrets, &event);
+            tokio::task::yield_now().await;
+        }
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(60), waiting).await;
+        assert!(woken.is_ok(), "the wait was never woken");
     }
 }

@@ -1,12 +1,20 @@
 //! Prometheus metrics (prometheus-client, OpenMetrics text format).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
+
+use reviewapp_api::{BuildStatus, ReviewAppStatus};
 use reviewapp_effects::ApiObserver;
+use reviewapp_state::{AppEvent, Intent};
+
+use crate::status::status_label;
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -85,98 +93,58 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric under the `reviewapp` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("reviewapp");
-        let events = Family::<EventLabel, Counter>::default();
-        let transitions = Family::<TransitionLabels, Counter>::default();
+        let mut r = Registry::with_prefix("reviewapp");
         let handle_duration = Family::<EventLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
-        let handle_failures = Family::<EventLabel, Counter>::default();
-        let builds_started = Counter::default();
-        let builds_succeeded = Counter::default();
-        let builds_failed = Counter::default();
         let build_duration = Histogram::new(exponential_buckets(10.0, 2.0, 10));
-        let apps = Family::<AppStatusLabel, Gauge>::default();
-        let api_requests = Family::<ApiLabels, Counter>::default();
-        let writes_skipped = Counter::default();
-        let malformed = Counter::default();
-        let leader = Gauge::default();
-        registry.register(
-            "events",
-            "ReviewApp events handled, by type",
-            events.clone(),
-        );
-        registry.register(
-            "transitions",
-            "ReviewApp status changes (appStatus/buildStatus)",
-            transitions.clone(),
-        );
-        registry.register(
-            "handle_duration_seconds",
-            "Time to handle one event, API calls included",
-            handle_duration.clone(),
-        );
-        registry.register(
-            "handle_failures",
-            "Event handlers that failed and will be retried",
-            handle_failures.clone(),
-        );
-        registry.register(
-            "builds_started",
-            "Build Jobs started",
-            builds_started.clone(),
-        );
-        registry.register(
-            "builds_succeeded",
-            "Builds observed to succeed",
-            builds_succeeded.clone(),
-        );
-        registry.register(
-            "builds_failed",
-            "Builds observed to fail",
-            builds_failed.clone(),
-        );
-        registry.register(
-            "build_duration_seconds",
-            "Seconds from build start to outcome",
-            build_duration.clone(),
-        );
-        registry.register("apps", "ReviewApps by appStatus", apps.clone());
-        registry.register(
-            "api_requests",
-            "Kubernetes API requests by verb, kind and code",
-            api_requests.clone(),
-        );
-        registry.register(
-            "writes_skipped",
-            "Writes not sent because the object already matched",
-            writes_skipped.clone(),
-        );
-        registry.register(
-            "malformed",
-            "ReviewApps that could not be deserialized",
-            malformed.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 while this replica leads (holds the Lease within its renew deadline), 0 otherwise",
-            leader.clone(),
-        );
+        let leader_help =
+            "1 while this replica leads (holds the Lease within its renew deadline), 0 otherwise";
         Self {
-            registry,
-            events,
-            transitions,
-            handle_duration,
-            handle_failures,
-            builds_started,
-            builds_succeeded,
-            builds_failed,
-            build_duration,
-            apps,
-            api_requests,
-            writes_skipped,
-            malformed,
-            leader,
+            events: register(&mut r, "events", "ReviewApp events handled, by type"),
+            transitions: register(
+                &mut r,
+                "transitions",
+                "ReviewApp status changes (appStatus/buildStatus)",
+            ),
+            handle_duration: register_with(
+                &mut r,
+                "handle_duration_seconds",
+                "Time to handle one event, API calls included",
+                handle_duration,
+            ),
+            handle_failures: register(
+                &mut r,
+                "handle_failures",
+                "Event handlers that failed and will be retried",
+            ),
+            builds_started: register(&mut r, "builds_started", "Build Jobs started"),
+            builds_succeeded: register(&mut r, "builds_succeeded", "Builds observed to succeed"),
+            builds_failed: register(&mut r, "builds_failed", "Builds observed to fail"),
+            build_duration: register_with(
+                &mut r,
+                "build_duration_seconds",
+                "Seconds from build start to outcome",
+                build_duration,
+            ),
+            apps: register(&mut r, "apps", "ReviewApps by appStatus"),
+            api_requests: register(
+                &mut r,
+                "api_requests",
+                "Kubernetes API requests by verb, kind and code",
+            ),
+            writes_skipped: register(
+                &mut r,
+                "writes_skipped",
+                "Writes not sent because the object already matched",
+            ),
+            malformed: register(
+                &mut r,
+                "malformed",
+                "ReviewApps that could not be deserialized",
+            ),
+            leader: register(&mut r, "leader", leader_help),
+            registry: r,
         }
     }
 
@@ -189,17 +157,94 @@ impl Metrics {
     }
 
     /// The `event` label for an event.
-    pub fn event_label(event: reviewapp_state::AppEvent) -> EventLabel {
+    pub fn event_label(event: AppEvent) -> EventLabel {
         let event = match event {
-            reviewapp_state::AppEvent::Add => "add",
-            reviewapp_state::AppEvent::Modify => "modify",
-            reviewapp_state::AppEvent::Reconcile => "reconcile",
-            reviewapp_state::AppEvent::Delete => "delete",
+            AppEvent::Add => "add",
+            AppEvent::Modify => "modify",
+            AppEvent::Reconcile => "reconcile",
+            AppEvent::Delete => "delete",
         };
         EventLabel {
             event: event.into(),
         }
     }
+
+    /// Counts one handled event and the time it took.
+    pub fn record_handled(&self, event: AppEvent, elapsed: Duration) {
+        let label = Metrics::event_label(event);
+        self.events.get_or_create(&label).inc();
+        self.handle_duration
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one failed handling (the event is retried).
+    pub fn record_handle_failure(&self, event: AppEvent) {
+        self.handle_failures
+            .get_or_create(&Metrics::event_label(event))
+            .inc();
+    }
+
+    /// Counts what a written status records: the builds its transition started (`intents`),
+    /// the outcome and duration of a build that finished, and the change of
+    /// `appStatus/buildStatus`.
+    pub fn record_status_change(
+        &self,
+        before: Option<&ReviewAppStatus>,
+        after: &ReviewAppStatus,
+        intents: &[Intent],
+    ) {
+        let builds = intents
+            .iter()
+            .filter(|i| matches!(i, Intent::StartBuild { .. }))
+            .count();
+        self.builds_started.inc_by(builds as u64);
+        let before_build = before.and_then(|s| s.build_status);
+        if before_build == Some(BuildStatus::Building)
+            && after.build_status != Some(BuildStatus::Building)
+        {
+            match after.build_status {
+                Some(BuildStatus::Success) => self.builds_succeeded.inc(),
+                Some(BuildStatus::Error) => self.builds_failed.inc(),
+                _ => 0,
+            };
+            if let (Some(start), Some(end)) = (after.build_started_at, after.build_finished_at) {
+                self.build_duration.observe((end - start).max(0) as f64);
+            }
+        }
+        let from = status_label(before);
+        let to = status_label(Some(after));
+        if from != to {
+            self.transitions
+                .get_or_create(&TransitionLabels { from, to })
+                .inc();
+        }
+    }
+
+    /// Sets the `apps` gauge: the number of apps by `appStatus`.
+    pub fn set_app_counts(&self, counts: BTreeMap<String, i64>) {
+        for (app_status, count) in counts {
+            self.apps
+                .get_or_create(&AppStatusLabel { app_status })
+                .set(count);
+        }
+    }
+}
+
+/// A new `M`, registered in `registry` as `name` (in the exposition order of the calls).
+fn register<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    register_with(registry, name, help, M::default())
+}
+
+/// `metric`, registered in `registry` as `name`.
+fn register_with<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl ApiObserver for Metrics {

@@ -12,10 +12,10 @@ use reviewapp_api::ReviewApp;
 use reviewapp_daemon::classify::{Classified, Classifier};
 use reviewapp_state::AppEvent::{self, Add, Modify};
 
-const SEED: &str = include_str!("../../../dev/samples/reviewapp.yaml");
+const SAMPLE: &str = include_str!("../../../dev/samples/reviewapp.yaml");
 
 fn app(name: &str, uid: &str, rv: &str) -> ReviewApp {
-    let mut app: ReviewApp = serde_yaml::from_str(SEED).unwrap();
+    let mut app: ReviewApp = serde_yaml::from_str(SAMPLE).unwrap();
     app.metadata.name = Some(name.to_owned());
     app.metadata.namespace = None;
     app.metadata.uid = Some(uid.to_owned());
@@ -88,8 +88,8 @@ fn apply_of_unknown_name_is_add_and_carries_the_object() {
     let (event, object) = only_app(&out);
     assert_eq!(event, Add);
     assert_eq!(object.spec.repo.as_deref(), Some("test_review_app"));
-    assert_eq!(out[0].name(), "a");
-    assert_eq!(c.known(), 1);
+    assert_eq!(summary(&out), s(&[("a", "Add@u1/1")]));
+    assert_eq!(c.names(), ["a"]);
     assert!(Arc::ptr_eq(&c.last_known("a").unwrap(), &object));
 }
 
@@ -131,7 +131,7 @@ fn new_resource_version_is_modify_same_is_nothing() {
         c.classify(Event::Apply(good(app("a", "u1", "2"))))
             .is_empty()
     );
-    assert_eq!(c.known(), 1);
+    assert_eq!(c.names(), ["a"]);
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn changed_uid_is_delete_of_the_old_then_add_of_the_new() {
     c.classify(Event::Apply(good(app("a", "u1", "5"))));
     let out = c.classify(Event::Apply(good(app("a", "u2", "9"))));
     assert_eq!(summary(&out), s(&[("a", "Delete@u1/5"), ("a", "Add@u2/9")]));
-    assert_eq!(c.known(), 1);
+    assert_eq!(c.names(), ["a"]);
     assert_eq!(
         c.last_known("a").unwrap().metadata.uid.as_deref(),
         Some("u2")
@@ -160,7 +160,7 @@ fn deletion_timestamp_is_delete_on_every_new_resource_version() {
     );
     let out = c.classify(Event::Apply(good(deleting(app("a", "u1", "3")))));
     assert_eq!(summary(&out), s(&[("a", "Delete@u1/3")]));
-    assert_eq!(c.known(), 1, "still there until the Delete event");
+    assert_eq!(c.names(), ["a"], "still there until the Delete event");
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn delete_event_is_delete_and_forgets() {
     c.classify(Event::Apply(good(app("b", "u2", "1"))));
     let out = c.classify(Event::Delete(good(app("a", "u1", "2"))));
     assert_eq!(summary(&out), s(&[("a", "Delete@u1/2")]));
-    assert_eq!(c.known(), 1);
+    assert_eq!(c.names(), ["b"]);
     assert!(c.last_known("a").is_none());
     // Re-created under the same name later: a fresh ADD.
     let out = c.classify(Event::Apply(good(app("a", "u3", "4"))));
@@ -204,7 +204,7 @@ fn relist_reports_deletes_missed_during_a_watch_gap() {
         s(&[("b", "Delete@ub/1"), ("c", "Delete@uc/1")]),
         "the last known objects, so teardown needs no lookup"
     );
-    assert_eq!(c.known(), 1);
+    assert_eq!(c.names(), ["a"]);
     assert!(c.last_known("b").is_none());
     // A second relist with the same contents reports nothing.
     c.classify(Event::Init);
@@ -231,7 +231,7 @@ fn relist_with_new_modified_and_missing_apps_is_classified_immediately() {
     assert_eq!(summary(&out), s(&[("new", "Add@u4/9")]));
     let out = c.classify(Event::InitDone);
     assert_eq!(summary(&out), s(&[("gone", "Delete@u3/1")]));
-    assert_eq!(c.known(), 3);
+    assert_eq!(c.names(), ["changed", "new", "same"]);
 }
 
 #[test]
@@ -246,7 +246,7 @@ fn relist_with_identical_objects_emits_nothing() {
     }
     out.extend(c.classify(Event::InitDone));
     assert!(out.is_empty(), "a relist must not re-trigger work: {out:?}");
-    assert_eq!(c.known(), 3);
+    assert_eq!(c.names(), ["a", "b", "c"]);
 }
 
 #[test]
@@ -306,7 +306,11 @@ fn malformed_object_is_seen_in_a_relist_and_never_deleted() {
         out.is_empty(),
         "malformed objects must never be torn down: {out:?}"
     );
-    assert_eq!(c.known(), 2);
+    assert_eq!(c.names(), ["a"]);
+    assert!(
+        c.classify(Event::Apply(bad("m", "um", "1"))).is_empty(),
+        "m is still known (malformed at the same resourceVersion)"
+    );
 
     // Good again: a MODIFY of the app it was.
     let out = c.classify(Event::Apply(good(app("a", "ua", "3"))));
@@ -353,7 +357,7 @@ fn a_malformed_app_that_is_really_deleted_is_torn_down_with_its_last_good_versio
     c.classify(Event::Init);
     let out = c.classify(Event::InitDone);
     assert_eq!(summary(&out), s(&[("b", "Delete@ub/1")]));
-    assert_eq!(c.known(), 0);
+    assert!(c.names().is_empty());
 
     // A malformed object never seen well-formed has nothing to tear down.
     let mut c = Classifier::new();
@@ -362,7 +366,13 @@ fn a_malformed_app_that_is_really_deleted_is_torn_down_with_its_last_good_versio
     c.classify(Event::Apply(bad("n", "un", "1")));
     c.classify(Event::Init);
     assert!(c.classify(Event::InitDone).is_empty());
-    assert_eq!(c.known(), 0);
+    for (name, uid) in [("m", "um"), ("n", "un")] {
+        assert_eq!(
+            summary(&c.classify(Event::Apply(bad(name, uid, "1")))),
+            s(&[(name, "malformed")]),
+            "{name} was forgotten: reported again"
+        );
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 use reviewapp_api::{OperatorConfig, ReviewApp};
-use reviewapp_daemon::{AppHandler, Metrics};
+use reviewapp_daemon::{AppHandler, Classified, Index, Metrics};
 use reviewapp_effects::{Effects, RetryPolicy};
 use reviewapp_state::AppEvent;
 use serde_json::{Value, json};
@@ -39,6 +39,8 @@ struct World {
     fake: FakeApi,
     client: kube::Client,
     handler: AppHandler,
+    /// What the watches know, as the handler reads it.
+    index: Arc<Index>,
     jobs: Writer<Job>,
 }
 
@@ -57,12 +59,12 @@ fn world() -> World {
     world_with(None)
 }
 
-/// A handler (a fresh operator process) over `fake`, with an empty Job store.
+/// A handler (a fresh operator process) over `fake`, with an empty index and Job store.
 fn handler_for(
     fake: &FakeApi,
     client: kube::Client,
     listener: Option<reviewapp_daemon::Listener>,
-) -> (AppHandler, Writer<Job>) {
+) -> (AppHandler, Arc<Index>, Writer<Job>) {
     let config = Arc::new(config());
     let metrics = Arc::new(Metrics::new());
     let reporter = Reporter {
@@ -72,9 +74,9 @@ fn handler_for(
     let effects =
         Effects::new(client, reporter, metrics.clone()).with_retry(RetryPolicy::immediate(1));
     let (store, jobs) = reflector::store::<Job>();
-    let handler = AppHandler::new(config, effects, metrics, store, Arc::new(fake.clone()))
-        .with_listener(listener);
-    (handler, jobs)
+    let index = Arc::new(Index::new(&config, store, Arc::new(fake.clone())));
+    let handler = AppHandler::new(config, effects, metrics, index.clone()).with_listener(listener);
+    (handler, index, jobs)
 }
 
 /// The env Secret `name` exists in the app's namespace (created by its owners, not us).
@@ -88,7 +90,7 @@ fn put_secret(fake: &FakeApi, name: &str) {
 
 fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
     let (client, fake) = FakeApi::client();
-    let (handler, jobs) = handler_for(&fake, client.clone(), listener);
+    let (handler, index, jobs) = handler_for(&fake, client.clone(), listener);
     // The sample's env Secrets.
     put_secret(&fake, "secret-one");
     put_secret(&fake, "secret-two");
@@ -108,16 +110,41 @@ fn world_with(listener: Option<reviewapp_daemon::Listener>) -> World {
         fake,
         client,
         handler,
+        index,
         jobs,
     }
 }
 
 impl World {
+    /// The `ReviewApp` watch delivers `event`: the app events it schedules.
+    fn observe(&self, event: Event<DeserializeGuard<ReviewApp>>) -> Vec<(String, AppEvent)> {
+        let classified = self.index.apps.lock().apply(event);
+        classified
+            .into_iter()
+            .filter_map(|item| match item {
+                Classified::App { name, event, .. } => Some((name, event)),
+                Classified::Malformed { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The app as the fake holds it now, as the watch delivers it.
+    fn app(&self) -> DeserializeGuard<ReviewApp> {
+        DeserializeGuard(Ok(
+            serde_json::from_value(self.fake.get(APP).unwrap()).unwrap()
+        ))
+    }
+
     /// The watch delivers the app as the fake holds it now.
     fn watch_sees_app(&self) -> Vec<(String, AppEvent)> {
-        let app: ReviewApp = serde_json::from_value(self.fake.get(APP).unwrap()).unwrap();
-        self.handler
-            .observe(Event::Apply(DeserializeGuard(Ok(app))))
+        self.observe(Event::Apply(self.app()))
+    }
+
+    /// The `ReviewApp` watch lists (the app as the fake holds it now).
+    fn apps_listed(&self) {
+        self.observe(Event::Init);
+        self.observe(Event::InitApply(self.app()));
+        self.observe(Event::InitDone);
     }
 
     /// Handles `event` and returns exactly the requests it sent.
@@ -154,7 +181,7 @@ impl World {
             .collect();
         self.jobs.apply_watcher_event(&Event::Init);
         for job in &jobs {
-            self.handler.job_changed(job);
+            self.index.jobs.apply(job);
             self.jobs
                 .apply_watcher_event(&Event::InitApply(job.clone()));
         }
@@ -174,28 +201,24 @@ impl World {
         job["metadata"]["deletionTimestamp"] = json!("2026-11-24T07:00:00Z");
         self.fake.put(path, job.clone());
         let job: Job = serde_json::from_value(job).unwrap();
-        self.handler.job_changed(&job);
+        self.index.jobs.apply(&job);
         self.jobs.apply_watcher_event(&Event::Apply(job));
     }
 
     /// The operator restarts: a new handler, whose caches list what exists.
     fn restart(&mut self) {
-        let (handler, jobs) = handler_for(&self.fake, self.client.clone(), None);
+        let (handler, index, jobs) = handler_for(&self.fake, self.client.clone(), None);
         self.handler = handler;
+        self.index = index;
         self.jobs = jobs;
         self.job_watch_catches_up();
-        self.handler.observe(Event::Init);
-        let app: ReviewApp = serde_json::from_value(self.fake.get(APP).unwrap()).unwrap();
-        self.handler
-            .observe(Event::InitApply(DeserializeGuard(Ok(app))));
-        self.handler.observe(Event::InitDone);
-        self.handler.apps_listed();
+        self.apps_listed();
     }
 
     fn job_vanishes(&mut self, path: &str) {
         let job: Job = serde_json::from_value(self.fake.remove(path).unwrap()).unwrap();
         // What the controller does with the Job watch's delete event.
-        self.handler.job_gone(job.metadata.name.as_deref().unwrap());
+        self.index.jobs.delete(&job);
         self.jobs.apply_watcher_event(&Event::Delete(job));
     }
 
@@ -594,9 +617,9 @@ async fn an_app_deleted_while_the_watch_was_away_is_torn_down_without_a_finalize
     let w = deployed().await;
     // A relist no longer shows the app (someone removed the finalizer and deleted it meanwhile).
     let gone: ReviewApp = serde_json::from_value(w.fake.remove(APP).unwrap()).unwrap();
-    w.handler.observe(Event::Init);
+    w.observe(Event::Init);
     assert_eq!(
-        w.handler.observe(Event::InitDone),
+        w.observe(Event::InitDone),
         [("test".to_string(), AppEvent::Delete)]
     );
     assert!(gone.metadata.finalizers.is_some());
@@ -622,8 +645,8 @@ async fn a_malformed_app_gets_a_warning_event() {
         "spec": {"config": {"applicationPort": "not a number"}}
     }))
     .unwrap();
-    let classified = w.handler.observe_all(Event::Apply(guard));
-    let [reviewapp_daemon::Classified::Malformed { name, error }] = classified.as_slice() else {
+    let classified = w.index.apps.lock().apply(Event::Apply(guard));
+    let [Classified::Malformed { name, error }] = classified.as_slice() else {
         panic!("{classified:?}");
     };
     w.fake.take_log();
@@ -850,7 +873,8 @@ async fn build_jobs_no_app_waits_for_are_released_once_the_apps_are_listed() {
         .unwrap();
     assert!(w.fake.take_log().is_empty(), "nothing released early");
 
-    let mut owners = w.handler.apps_listed();
+    w.apps_listed();
+    let mut owners = w.index.jobs.owners_holding();
     owners.sort();
     assert_eq!(owners, ["gone", "test"]);
     w.fake.take_log();
@@ -909,17 +933,24 @@ async fn a_missing_env_secret_is_reported_and_clears_when_it_appears() {
 
     // The Secret watch tells which apps load it; their RECONCILE clears the condition.
     assert_eq!(
-        w.handler.apps_using_secret("test-review-app", "secret-two"),
+        w.index
+            .apps
+            .lock()
+            .using_secret("test-review-app", "secret-two"),
         ["test"]
     );
     assert!(
-        w.handler
-            .apps_using_secret("test-review-app", "unrelated")
+        w.index
+            .apps
+            .lock()
+            .using_secret("test-review-app", "unrelated")
             .is_empty()
     );
     assert!(
-        w.handler
-            .apps_using_secret("elsewhere", "secret-two")
+        w.index
+            .apps
+            .lock()
+            .using_secret("elsewhere", "secret-two")
             .is_empty()
     );
     put_secret(&w.fake, "secret-two");

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reviewapp_daemon::scheduler::{Backoff, Scheduler};
+use reviewapp_daemon::{Backoff, Scheduler};
 use tokio::time::{Instant, sleep};
 
 const MS: Duration = Duration::from_millis(1);

@@ -264,6 +264,10 @@ async fn an_opened_pull_request_becomes_a_review_app() {
     h.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each kind of bad delivery, one after the other"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_authenticated_and_checked_before_anything_happens() {
     let h = Harness::start(GithubConfig::default()).await;
@@ -384,6 +388,10 @@ async fn deliveries_are_authenticated_and_checked_before_anything_happens() {
     h.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each opt-out rule, one after the other"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_file_ignored_branches_drafts_labels_and_forks() {
     let h = Harness::start(GithubConfig::default()).await;
@@ -483,6 +491,10 @@ async fn no_file_ignored_branches_drafts_labels_and_forks() {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pull request's reports, step by step"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_are_reported_once_each_and_teardown_deletes_the_environment() {
     let h = Harness::start(GithubConfig::default()).await;

@@ -65,6 +65,10 @@ fn the_component_lists_exactly_its_files() {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the Deployment is checked field by field, top to bottom"
+)]
 #[test]
 fn the_deployment_and_the_settings_agree() {
     let configmap: Value = the("configmap.yaml", "ConfigMap");

@@ -58,7 +58,7 @@ fn without_uid() -> ReviewApp {
 }
 
 #[test]
-fn seed_names_are_kept() {
+fn the_original_operators_names_are_kept() {
     let app = app();
     let config = config();
     let plan = apply_plan(&app, &config, 0, IMAGE, false);
@@ -158,7 +158,7 @@ fn every_child_carries_the_common_labels() {
 }
 
 #[test]
-fn env_and_env_from_follow_the_seed_order_and_are_shared_with_the_migration() {
+fn env_and_env_from_keep_the_original_order_and_are_shared_with_the_migration() {
     let deployment = deployment(&apply_plan(&app(), &config(), 0, IMAGE, false));
     let pod = deployment.spec.template.spec.unwrap();
     assert_eq!(pod.containers.len(), 1);

@@ -128,6 +128,10 @@ fn by(actor: &str) -> impl Fn(&RequestRecord) -> bool + '_ {
     move |r| r.actor.as_deref() == Some(actor)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one outage, told in order: election, outage, takeover, the request log by actor"
+)]
 async fn failover_through(outage: Outage) {
     let w = World::emulated().await;
     let emulator = w.emulator.clone().unwrap();

@@ -130,6 +130,10 @@ async fn reviewapp_github_run(
 
 /// Webhook → ReviewApp → build → deployed → `success` with the URL → new push → rebuild →
 /// `success` again → closed → the app and every child deleted → `inactive`, environment deleted.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pull request's whole life, step by step"
+)]
 pub async fn pull_request_lifecycle(w: &mut World) {
     w.start().await;
     let c = Component::start(w).await;

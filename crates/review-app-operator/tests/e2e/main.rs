@@ -787,7 +787,7 @@ async fn restart_of_a_settled_app_writes_nothing_on_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_more_apps_than_a_list_page_writes_nothing_on_emulator() {
     const APPS: usize = 130;
-    let page = reviewapp_daemon::live::LIST_PAGE_SIZE as usize;
+    let page = reviewapp_daemon::watch::LIST_PAGE_SIZE as usize;
     assert!(APPS > page, "the scenario needs a second page");
     let mut w = World::emulated().await;
     let emulator = w.emulator.clone().unwrap();

@@ -106,6 +106,10 @@ impl FakeApi {
         self.0.lock().unwrap().objects.keys().cloned().collect()
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the fake API server's routes, one arm each"
+    )]
     async fn respond(&self, request: Request<Body>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();

@@ -134,6 +134,10 @@ async fn a_rule_with_an_unescaped_reserved_word_is_refused() {
     assert_eq!(handle.object_count(), 0);
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each immutable field, refused and accepted in turn"
+)]
 #[tokio::test]
 async fn the_escaped_rule_installs_and_guards_immutable_fields() {
     let (_emulator, client, handle) = start().await;

@@ -296,6 +296,7 @@ async fn unavailable_resources_and_shutdown() {
     assert!(api.list(&ListParams::default()).await.is_err());
 }
 
+#[allow(clippy::too_many_lines, reason = "one malformed request after another")]
 #[tokio::test]
 async fn malformed_requests_get_status_errors() {
     let (_emulator, client, handle) = start().await;

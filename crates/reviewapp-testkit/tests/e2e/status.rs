@@ -9,6 +9,10 @@ fn generation(o: &DynamicObject) -> i64 {
     o.metadata.generation.unwrap()
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "each write path, one after the other"
+)]
 #[tokio::test]
 async fn status_writes_and_spec_writes_do_not_cross() {
     let (_emulator, client, _) = start().await;
