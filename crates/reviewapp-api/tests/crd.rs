@@ -84,6 +84,7 @@ fn printer_columns_in_order() {
         ("Status", ".status.appStatus", "string"),
         ("Build", ".status.buildStatus", "string"),
         ("URL", ".status.url", "string"),
+        ("Expires", ".status.expiresAt", "date"),
         ("Age", ".metadata.creationTimestamp", "date"),
     ];
     let expected: Vec<(String, String, String)> = expected
@@ -574,7 +575,7 @@ fn status_conditions_are_kubernetes_conditions() {
 fn status_enums_list_their_values() {
     assert_eq!(
         field("status.appStatus")["enum"],
-        json!(["building", "deployed", "error"])
+        json!(["building", "deployed", "error", "sleeping", "expired"])
     );
     assert_eq!(
         field("status.buildStatus")["enum"],
