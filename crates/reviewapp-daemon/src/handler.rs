@@ -9,14 +9,16 @@ use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
 use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
+use reviewapp_api::AppStatus;
 use reviewapp_state::{
-    AppEvent, EventKind, EventNote, Observed, Transition, clear_reconcile_failed,
+    AppEvent, EventKind, EventNote, LifecycleFacts, Observed, Transition, clear_reconcile_failed,
     set_reconcile_failed, transition,
 };
 
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::status::status_label;
+use crate::wakeups::Wakeups;
 
 /// Why handling one event failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,7 @@ pub struct AppHandler {
     index: Arc<Index>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
+    wakeups: Option<Wakeups>,
 }
 
 /// What was written (in order) and how many actions were skipped.
@@ -114,7 +117,14 @@ impl AppHandler {
             index,
             metrics,
             listener: None,
+            wakeups: None,
         }
+    }
+
+    /// Arms each app's lifecycle timer (its next deadline) through `wakeups`.
+    pub fn with_wakeups(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = Some(wakeups);
+        self
     }
 
     /// Reports every handled event to `listener`.
@@ -148,6 +158,7 @@ impl AppHandler {
                 if event == AppEvent::Delete {
                     self.index.apps.lock().record_teardown(&app);
                 }
+                self.after_lifecycle(&name, &app, event, &t);
                 Ok(())
             }
             Err(failed) => {
@@ -159,25 +170,77 @@ impl AppHandler {
         }
     }
 
-    /// What the transition needs besides the app: its build Job (from the Job store) and which
+    /// What the transition needs besides the app: its build Job (from the Job store), which
     /// of its env Secrets do not exist (from the Secret store; nothing is reported missing before
-    /// it has listed).
+    /// it has listed), whether its Deployment is available and whether the awake-app cap wants
+    /// it asleep.
     fn observe(&self, app: &ReviewApp, event: AppEvent) -> Observed {
         let job = app
             .status
             .as_ref()
             .and_then(|s| s.build_job_name.as_deref());
         let (build, job) = self.index.jobs.observe(job);
-        let missing_secrets = match event {
-            AppEvent::Delete => BTreeSet::new(),
-            _ => validate(&app.spec, &self.config)
-                .map(|spec| self.missing_secrets(&spec))
-                .unwrap_or_default(),
+        let spec = match event {
+            AppEvent::Delete => None,
+            _ => validate(&app.spec, &self.config).ok(),
         };
+        let missing_secrets = spec
+            .as_ref()
+            .map(|spec| self.missing_secrets(spec))
+            .unwrap_or_default();
+        let lifecycle = spec
+            .as_ref()
+            .map(|spec| self.lifecycle_facts(app, spec))
+            .unwrap_or_default();
         Observed {
             build,
             job,
             missing_secrets,
+            lifecycle,
+        }
+    }
+
+    /// Whether the app's Deployment is available (from the Deployment store), and whether it is
+    /// among the awake apps the cap puts to sleep (from the app index).
+    fn lifecycle_facts(&self, app: &ReviewApp, spec: &ValidatedSpec) -> LifecycleFacts {
+        let deployment = ChildRef::new(ChildKind::Deployment, &spec.namespace, &spec.names.app);
+        let cap = self.config.lifecycle.max_awake_apps;
+        let awake = app
+            .status
+            .as_ref()
+            .is_some_and(|s| s.app_status == Some(AppStatus::Deployed));
+        let over_cap = cap > 0
+            && awake
+            && app.metadata.name.as_ref().is_some_and(|name| {
+                self.index.apps.lock().over_cap(cap).contains(name)
+            });
+        LifecycleFacts {
+            deployment_available: self.index.live.available(&deployment),
+            over_cap,
+        }
+    }
+
+    /// Once an event is handled: the app's timer is armed for its next deadline (disarmed after
+    /// a DELETE); an app that just became awake past the cap has the apps idle longest looked at
+    /// at once (their transitions put them to sleep).
+    fn after_lifecycle(&self, name: &str, app: &ReviewApp, event: AppEvent, t: &Transition) {
+        let Some(wakeups) = &self.wakeups else {
+            return;
+        };
+        let requeue_at = (event != AppEvent::Delete).then_some(t.requeue_at).flatten();
+        wakeups.set(name, requeue_at);
+        let cap = self.config.lifecycle.max_awake_apps;
+        let was_awake = app
+            .status
+            .as_ref()
+            .is_some_and(|s| s.app_status == Some(AppStatus::Deployed));
+        let awake = event != AppEvent::Delete && t.status.app_status == Some(AppStatus::Deployed);
+        if cap > 0 && awake && !was_awake {
+            let over = self.index.apps.lock().over_cap(cap);
+            for other in over.iter().filter(|other| *other != name) {
+                tracing::info!(app = %other, woken = %name, cap, "awake apps exceed the cap");
+                wakeups.now(other);
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! it cannot renew it ([`leader`]); shuts down gracefully.
 
 pub mod app_index;
+pub mod awake_cap;
 mod backoff;
 pub mod build_jobs;
 pub mod classify;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod scheduler;
 mod source;
 mod status;
+pub mod wakeups;
 pub mod watch;
 
 use std::future::Future;
