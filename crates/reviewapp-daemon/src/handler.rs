@@ -52,6 +52,15 @@ pub struct Handled {
     pub elapsed: Duration,
 }
 
+/// Whether the object a status write returned was changed after the transition read it, in a
+/// way the transition decides on: a new generation (a spec edit) or other lifecycle annotations.
+/// The watch event of that change is older than the write and is not news any more.
+fn overtaken(written: &ReviewApp, t: &Transition) -> bool {
+    written.metadata.generation != t.status.observed_generation
+        || reviewapp_api::validate::lifecycle_annotations(written.metadata.annotations.as_ref())
+            != t.status.lifecycle_annotations
+}
+
 /// Receives a [`Handled`] for every event handled.
 #[derive(Clone)]
 pub struct Listener(pub Arc<dyn Fn(&Handled) + Send + Sync>);
@@ -291,7 +300,12 @@ impl AppHandler {
         {
             self.metrics
                 .record_status_change(app.status.as_ref(), &t.status, &t.intents);
+            let overtaken = overtaken(&written, t);
             self.index.apps.lock().record_write(written);
+            if overtaken && let (Some(wakeups), Some(name)) = (&self.wakeups, &app.metadata.name) {
+                // The echo of this write hides the change that overtook it: look again.
+                wakeups.now(name);
+            }
             report.written.push("write status".to_string());
         }
         if !after.actions.is_empty() {
