@@ -93,6 +93,20 @@ pub fn github_state(app: &ReviewApp) -> Option<Target> {
             None,
             message,
         ),
+        // Asleep (its Deployment at 0) or expired (torn down): the environment is inactive; the
+        // next request, or a new commit, makes it active again.
+        (false, Some(AppStatus::Sleeping), _, _) => target(
+            status.deployed_commit.clone(),
+            DeploymentState::Inactive,
+            status.url.clone(),
+            "sleeping: the next request wakes it".into(),
+        ),
+        (false, Some(AppStatus::Expired), _, _) => target(
+            build_commit,
+            DeploymentState::Inactive,
+            None,
+            "expired: a new commit brings it back".into(),
+        ),
         (false, _, Some(BuildStatus::Building), Some(REASON_QUEUED)) => target(
             build_commit,
             DeploymentState::Queued,
@@ -257,6 +271,27 @@ mod tests {
         let target = github_state(&app(failed)).unwrap();
         assert_eq!(target.state, DeploymentState::Failure);
         assert!(target.description.contains("BackoffLimitExceeded"));
+        let sleeping = ReviewAppStatus {
+            app_status: Some(AppStatus::Sleeping),
+            ..deployed.clone()
+        };
+        assert_eq!(
+            state(sleeping),
+            Some((
+                SHA1.into(),
+                DeploymentState::Inactive,
+                Some("https://app.review.local".into())
+            ))
+        );
+        let expired = ReviewAppStatus {
+            app_status: Some(AppStatus::Expired),
+            deployed_commit: None,
+            ..deployed.clone()
+        };
+        assert_eq!(
+            state(expired),
+            Some((SHA1.into(), DeploymentState::Inactive, None))
+        );
         let rebuild_failed = ReviewAppStatus {
             build_status: Some(BuildStatus::Error),
             build_commit: Some(SHA2.into()),
