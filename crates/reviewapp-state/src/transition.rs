@@ -276,9 +276,13 @@ fn url(spec: &ValidatedSpec, config: &OperatorConfig) -> String {
     format!("{scheme}://{}", spec.names.host(&config.domain))
 }
 
-/// A status written by the original operator: a successful build is what is running.
+/// A status written by the original operator: a successful build is what is running (unless the
+/// app expired: then nothing runs).
 fn adopt_original_status(status: &mut ReviewAppStatus) {
-    if status.deployed_image.is_none() && status.build_status == Some(BuildStatus::Success) {
+    if status.deployed_image.is_none()
+        && status.build_status == Some(BuildStatus::Success)
+        && status.app_status != Some(AppStatus::Expired)
+    {
         status.deployed_image = status.image.clone();
         status.deployed_commit = status.build_commit.clone();
     }

@@ -105,6 +105,17 @@ pub(super) fn expire(
     context: &Context,
 ) {
     if current.app_status == Some(AppStatus::Expired) {
+        // Nothing runs: a new commit is only noted (its activity is recorded once, and the build
+        // starts when the app comes back).
+        let status = &mut draft.status;
+        if status.build_commit.as_deref() != Some(spec.commit.as_str()) {
+            status.build_commit = Some(spec.commit.clone());
+            status.build_status = None;
+            status.build_job_name = None;
+            status.image = None;
+            status.build_started_at = None;
+            status.build_finished_at = None;
+        }
         return;
     }
     let names = &spec.names;
