@@ -136,9 +136,9 @@ impl AppIndex {
         let mut counts: BTreeMap<String, i64> = [
             "building", "deployed", "error", "expired", "none", "sleeping",
         ]
-            .into_iter()
-            .map(|status| (status.to_string(), 0))
-            .collect();
+        .into_iter()
+        .map(|status| (status.to_string(), 0))
+        .collect();
         for app in self.classifier.objects() {
             *counts
                 .entry(app_status_label(app.status.as_ref()))

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
+use reviewapp_api::AppStatus;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
 use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
-use reviewapp_api::AppStatus;
 use reviewapp_state::{
     AppEvent, EventKind, EventNote, LifecycleFacts, Observed, Transition, clear_reconcile_failed,
     set_reconcile_failed, transition,
@@ -220,9 +220,11 @@ impl AppHandler {
             .is_some_and(|s| s.app_status == Some(AppStatus::Deployed));
         let over_cap = cap > 0
             && awake
-            && app.metadata.name.as_ref().is_some_and(|name| {
-                self.index.apps.lock().over_cap(cap).contains(name)
-            });
+            && app
+                .metadata
+                .name
+                .as_ref()
+                .is_some_and(|name| self.index.apps.lock().over_cap(cap).contains(name));
         LifecycleFacts {
             deployment_available: self.index.live.available(&deployment),
             over_cap,
@@ -236,7 +238,9 @@ impl AppHandler {
         let Some(wakeups) = &self.wakeups else {
             return;
         };
-        let requeue_at = (event != AppEvent::Delete).then_some(t.requeue_at).flatten();
+        let requeue_at = (event != AppEvent::Delete)
+            .then_some(t.requeue_at)
+            .flatten();
         wakeups.set(name, requeue_at);
         let cap = self.config.lifecycle.max_awake_apps;
         let was_awake = app

@@ -151,7 +151,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut names = fired.lock().unwrap().clone();
         names.sort();
-        assert_eq!(names, ["a", "b"], "the replaced and the disarmed timers do not fire");
+        assert_eq!(
+            names,
+            ["a", "b"],
+            "the replaced and the disarmed timers do not fire"
+        );
         assert_eq!(wakeups.armed(), 0);
         wakeups.now("d");
         tokio::time::sleep(Duration::from_secs(1)).await;

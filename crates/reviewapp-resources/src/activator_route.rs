@@ -27,11 +27,21 @@ pub const CNPG_HIBERNATION: &str = "cnpg.io/hibernation";
 const PORT_NAME: &str = "http";
 
 /// The `ExternalName` Service `names.activator`, naming the activator Service.
-pub fn activator_service(app: &ReviewApp, spec: &ValidatedSpec, config: &OperatorConfig) -> Service {
+pub fn activator_service(
+    app: &ReviewApp,
+    spec: &ValidatedSpec,
+    config: &OperatorConfig,
+) -> Service {
     let names = &spec.names;
     let port = i32::from(config.activator.port);
     Service {
-        metadata: meta::object_meta(app, names, Component::App, &spec.namespace, &names.activator),
+        metadata: meta::object_meta(
+            app,
+            names,
+            Component::App,
+            &spec.namespace,
+            &names.activator,
+        ),
         spec: Some(ServiceSpec {
             type_: Some("ExternalName".to_string()),
             external_name: Some(config.activator.host()),
@@ -74,9 +84,7 @@ pub fn halt_database(kind: ChildKind, database: &mut Value) {
     match kind {
         ChildKind::CnpgCluster => {
             if let Some(metadata) = database.get_mut("metadata").and_then(Value::as_object_mut) {
-                let annotations = metadata
-                    .entry("annotations")
-                    .or_insert_with(|| json!({}));
+                let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
                 if let Some(annotations) = annotations.as_object_mut() {
                     annotations.insert(CNPG_HIBERNATION.into(), json!("on"));
                 }

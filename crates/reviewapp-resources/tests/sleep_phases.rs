@@ -81,7 +81,11 @@ fn sleeping_and_waking_apps_route_to_the_activator_through_an_external_name_serv
         );
         // The route exists before the Ingress names it.
         let applied = plan.applied();
-        let at = |kind, name: &str| applied.iter().position(|c| c.kind == kind && c.name == name);
+        let at = |kind, name: &str| {
+            applied
+                .iter()
+                .position(|c| c.kind == kind && c.name == name)
+        };
         assert!(at(ChildKind::Service, ROUTE) < at(ChildKind::Ingress, "test-review-app-678"));
     }
 }

@@ -21,9 +21,9 @@ use reviewapp_api::{
 
 use crate::conditions;
 use crate::intent::{EventKind, EventNote, Intent, Phase};
-use lifecycle::Annotations;
 use crate::time::whole_seconds;
 use crate::{AppEvent, Observed};
+use lifecycle::Annotations;
 
 /// The outcome of handling one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -235,12 +235,7 @@ fn converge(
 
 /// The build step of converging: a build for a new commit, the outcome of the awaited one, or
 /// the release of a recorded one.
-fn converge_build(
-    draft: &mut Draft,
-    spec: &ValidatedSpec,
-    observed: &Observed,
-    context: &Context,
-) {
+fn converge_build(draft: &mut Draft, spec: &ValidatedSpec, observed: &Observed, context: &Context) {
     if draft.status.build_commit.as_deref() != Some(spec.commit.as_str()) {
         build::start_for_new_commit(draft, spec, context);
     } else if matches!(

@@ -50,7 +50,9 @@ fn lifecycle_config(expire: &str, sleep: &str) -> OperatorConfig {
 }
 
 fn at(seconds: i64) -> Timestamp {
-    now().checked_add(SignedDuration::from_secs(seconds)).unwrap()
+    now()
+        .checked_add(SignedDuration::from_secs(seconds))
+        .unwrap()
 }
 
 fn annotate(app: &mut ReviewApp, key: &str, value: Option<String>) {
@@ -80,9 +82,9 @@ fn deadlines(status: &ReviewAppStatus) -> Vec<Timestamp> {
 
 fn writes(t: &Transition, before: &ReviewApp) -> bool {
     before.status.as_ref() != Some(&t.status)
-        || t.intents.iter().any(|i| {
-            !matches!(i, Intent::ApplyChildren { .. })
-        })
+        || t.intents
+            .iter()
+            .any(|i| !matches!(i, Intent::ApplyChildren { .. }))
 }
 
 proptest! {

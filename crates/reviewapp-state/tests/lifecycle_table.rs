@@ -41,10 +41,17 @@ fn lifecycle_config() -> OperatorConfig {
 }
 
 fn at(seconds: i64) -> Timestamp {
-    now().checked_add(SignedDuration::from_secs(seconds)).unwrap()
+    now()
+        .checked_add(SignedDuration::from_secs(seconds))
+        .unwrap()
 }
 
-fn step(app: &ReviewApp, event: AppEvent, facts: LifecycleFacts, when: i64) -> (ReviewApp, Transition) {
+fn step(
+    app: &ReviewApp,
+    event: AppEvent,
+    facts: LifecycleFacts,
+    when: i64,
+) -> (ReviewApp, Transition) {
     let observed = Observed {
         lifecycle: facts,
         ..Observed::build(BuildObservation::Succeeded)
@@ -67,13 +74,24 @@ fn annotated(app: &ReviewApp, key: &str, value: &str) -> ReviewApp {
 fn lifecycle_state(name: &str) -> ReviewApp {
     let none = LifecycleFacts::default();
     let (awake, _) = step(&state("deployed"), AppEvent::Reconcile, none, 0);
-    let (sleeping, _) = step(&annotated(&awake, SLEEP, "true"), AppEvent::Modify, none, 60);
+    let (sleeping, _) = step(
+        &annotated(&awake, SLEEP, "true"),
+        AppEvent::Modify,
+        none,
+        60,
+    );
     match name {
         "awake" => awake,
         "sleeping" => sleeping,
         "waking" => {
             let request = at(120).to_string();
-            step(&annotated(&sleeping, WAKE_REQUESTED_AT, &request), AppEvent::Modify, none, 120).0
+            step(
+                &annotated(&sleeping, WAKE_REQUESTED_AT, &request),
+                AppEvent::Modify,
+                none,
+                120,
+            )
+            .0
         }
         "expired" => step(&awake, AppEvent::Reconcile, none, 3601).0,
         other => panic!("no state {other}"),
@@ -100,13 +118,39 @@ fn input(state: &str, app: &ReviewApp, name: &str) -> (ReviewApp, Transition) {
         "tick" => step(app, AppEvent::Reconcile, none, t),
         "sleep-deadline" => step(app, AppEvent::Reconcile, none, reached(state) + 601),
         "expiry-deadline" => step(app, AppEvent::Reconcile, none, reached(state) + 3700),
-        "sleep-true" => step(&annotated(&without_sleep(app), SLEEP, "true"), AppEvent::Modify, none, t),
+        "sleep-true" => step(
+            &annotated(&without_sleep(app), SLEEP, "true"),
+            AppEvent::Modify,
+            none,
+            t,
+        ),
         "sleep-false" => step(&annotated(app, SLEEP, "false"), AppEvent::Modify, none, t),
-        "wake-request" => step(&annotated(app, WAKE_REQUESTED_AT, &request), AppEvent::Modify, none, t),
+        "wake-request" => step(
+            &annotated(app, WAKE_REQUESTED_AT, &request),
+            AppEvent::Modify,
+            none,
+            t,
+        ),
         "keep" => step(&annotated(app, KEEP, "true"), AppEvent::Modify, none, t),
         "new-commit" => step(&with_commit(app, SHA2), AppEvent::Modify, none, t),
-        "available" => step(app, AppEvent::Reconcile, LifecycleFacts { deployment_available: true, over_cap: false }, t),
-        "over-cap" => step(app, AppEvent::Reconcile, LifecycleFacts { deployment_available: false, over_cap: true }, t),
+        "available" => step(
+            app,
+            AppEvent::Reconcile,
+            LifecycleFacts {
+                deployment_available: true,
+                over_cap: false,
+            },
+            t,
+        ),
+        "over-cap" => step(
+            app,
+            AppEvent::Reconcile,
+            LifecycleFacts {
+                deployment_available: false,
+                over_cap: true,
+            },
+            t,
+        ),
         "modify-self" => step(app, AppEvent::Modify, none, t),
         "delete" => step(app, AppEvent::Delete, none, t),
         other => panic!("no input {other}"),
@@ -145,54 +189,338 @@ type Row = (
 /// later deadline (`keep`, a new commit).
 fn table() -> Vec<Row> {
     vec![
-        ("awake", "tick", "deployed", Some(600), &["apply 1 IMG1", "then release-job JOB1"]),
-        ("awake", "sleep-deadline", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "event Normal Sleeping", "then release-job JOB1"]),
-        ("awake", "expiry-deadline", "expired", None, &["teardown APP jobs=JOB1", "event Normal Expired"]),
-        ("awake", "sleep-true", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "event Normal Sleeping", "then release-job JOB1"]),
-        ("awake", "sleep-false", "deployed", Some(600), &["apply 1 IMG1", "then release-job JOB1"]),
-        ("awake", "wake-request", "deployed", Some(605), &["apply 1 IMG1", "then release-job JOB1"]),
-        ("awake", "keep", "deployed", None, &["apply 1 IMG1", "then release-job JOB1"]),
-        ("awake", "new-commit", "deployed", Some(605), &["delete-job JOB1", "release-job JOB1", "start-build JOB2 IMG2", "apply 1 IMG1 prune", "event Normal BuildStarted"]),
-        ("awake", "available", "deployed", Some(600), &["apply 1 IMG1", "then release-job JOB1"]),
-        ("awake", "over-cap", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "event Normal SleptForCap", "then release-job JOB1"]),
+        (
+            "awake",
+            "tick",
+            "deployed",
+            Some(600),
+            &["apply 1 IMG1", "then release-job JOB1"],
+        ),
+        (
+            "awake",
+            "sleep-deadline",
+            "sleeping",
+            Some(3600),
+            &[
+                "apply 0 IMG1 sleeping",
+                "event Normal Sleeping",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "awake",
+            "expiry-deadline",
+            "expired",
+            None,
+            &["teardown APP jobs=JOB1", "event Normal Expired"],
+        ),
+        (
+            "awake",
+            "sleep-true",
+            "sleeping",
+            Some(3600),
+            &[
+                "apply 0 IMG1 sleeping",
+                "event Normal Sleeping",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "awake",
+            "sleep-false",
+            "deployed",
+            Some(600),
+            &["apply 1 IMG1", "then release-job JOB1"],
+        ),
+        (
+            "awake",
+            "wake-request",
+            "deployed",
+            Some(605),
+            &["apply 1 IMG1", "then release-job JOB1"],
+        ),
+        (
+            "awake",
+            "keep",
+            "deployed",
+            None,
+            &["apply 1 IMG1", "then release-job JOB1"],
+        ),
+        (
+            "awake",
+            "new-commit",
+            "deployed",
+            Some(605),
+            &[
+                "delete-job JOB1",
+                "release-job JOB1",
+                "start-build JOB2 IMG2",
+                "apply 1 IMG1 prune",
+                "event Normal BuildStarted",
+            ],
+        ),
+        (
+            "awake",
+            "available",
+            "deployed",
+            Some(600),
+            &["apply 1 IMG1", "then release-job JOB1"],
+        ),
+        (
+            "awake",
+            "over-cap",
+            "sleeping",
+            Some(3600),
+            &[
+                "apply 0 IMG1 sleeping",
+                "event Normal SleptForCap",
+                "then release-job JOB1",
+            ],
+        ),
         ("awake", "modify-self", "deployed", Some(600), &[]),
-        ("awake", "delete", "deployed", None, &["event Normal TearDown", "teardown APP jobs=JOB1", "remove-finalizer"]),
-        ("sleeping", "tick", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "then release-job JOB1"]),
-        ("sleeping", "sleep-deadline", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "then release-job JOB1"]),
-        ("sleeping", "expiry-deadline", "expired", None, &["teardown APP jobs=JOB1", "event Normal Expired"]),
+        (
+            "awake",
+            "delete",
+            "deployed",
+            None,
+            &[
+                "event Normal TearDown",
+                "teardown APP jobs=JOB1",
+                "remove-finalizer",
+            ],
+        ),
+        (
+            "sleeping",
+            "tick",
+            "sleeping",
+            Some(3600),
+            &["apply 0 IMG1 sleeping", "then release-job JOB1"],
+        ),
+        (
+            "sleeping",
+            "sleep-deadline",
+            "sleeping",
+            Some(3600),
+            &["apply 0 IMG1 sleeping", "then release-job JOB1"],
+        ),
+        (
+            "sleeping",
+            "expiry-deadline",
+            "expired",
+            None,
+            &["teardown APP jobs=JOB1", "event Normal Expired"],
+        ),
         ("sleeping", "sleep-true", "sleeping", Some(3600), &[]),
-        ("sleeping", "sleep-false", "deployed", Some(665), &["apply 1 IMG1 waking", "event Normal Waking", "then release-job JOB1"]),
-        ("sleeping", "wake-request", "deployed", Some(665), &["apply 1 IMG1 waking", "event Normal Waking", "then release-job JOB1"]),
-        ("sleeping", "keep", "sleeping", None, &["apply 0 IMG1 sleeping", "then release-job JOB1"]),
-        ("sleeping", "new-commit", "deployed", Some(665), &["delete-job JOB1", "release-job JOB1", "start-build JOB2 IMG2", "apply 1 IMG1 prune waking", "event Normal BuildStarted", "event Normal Waking"]),
-        ("sleeping", "available", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "then release-job JOB1"]),
-        ("sleeping", "over-cap", "sleeping", Some(3600), &["apply 0 IMG1 sleeping", "then release-job JOB1"]),
+        (
+            "sleeping",
+            "sleep-false",
+            "deployed",
+            Some(665),
+            &[
+                "apply 1 IMG1 waking",
+                "event Normal Waking",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "sleeping",
+            "wake-request",
+            "deployed",
+            Some(665),
+            &[
+                "apply 1 IMG1 waking",
+                "event Normal Waking",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "sleeping",
+            "keep",
+            "sleeping",
+            None,
+            &["apply 0 IMG1 sleeping", "then release-job JOB1"],
+        ),
+        (
+            "sleeping",
+            "new-commit",
+            "deployed",
+            Some(665),
+            &[
+                "delete-job JOB1",
+                "release-job JOB1",
+                "start-build JOB2 IMG2",
+                "apply 1 IMG1 prune waking",
+                "event Normal BuildStarted",
+                "event Normal Waking",
+            ],
+        ),
+        (
+            "sleeping",
+            "available",
+            "sleeping",
+            Some(3600),
+            &["apply 0 IMG1 sleeping", "then release-job JOB1"],
+        ),
+        (
+            "sleeping",
+            "over-cap",
+            "sleeping",
+            Some(3600),
+            &["apply 0 IMG1 sleeping", "then release-job JOB1"],
+        ),
         ("sleeping", "modify-self", "sleeping", Some(3600), &[]),
-        ("sleeping", "delete", "sleeping", None, &["event Normal TearDown", "teardown APP jobs=JOB1", "remove-finalizer"]),
-        ("waking", "tick", "deployed", Some(720), &["apply 1 IMG1 waking", "then release-job JOB1"]),
-        ("waking", "sleep-deadline", "sleeping", Some(3720), &["apply 0 IMG1 sleeping", "event Normal Sleeping", "then release-job JOB1"]),
-        ("waking", "expiry-deadline", "expired", None, &["teardown APP jobs=JOB1", "event Normal Expired"]),
+        (
+            "sleeping",
+            "delete",
+            "sleeping",
+            None,
+            &[
+                "event Normal TearDown",
+                "teardown APP jobs=JOB1",
+                "remove-finalizer",
+            ],
+        ),
+        (
+            "waking",
+            "tick",
+            "deployed",
+            Some(720),
+            &["apply 1 IMG1 waking", "then release-job JOB1"],
+        ),
+        (
+            "waking",
+            "sleep-deadline",
+            "sleeping",
+            Some(3720),
+            &[
+                "apply 0 IMG1 sleeping",
+                "event Normal Sleeping",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "waking",
+            "expiry-deadline",
+            "expired",
+            None,
+            &["teardown APP jobs=JOB1", "event Normal Expired"],
+        ),
         ("waking", "sleep-true", "deployed", Some(720), &[]),
-        ("waking", "sleep-false", "deployed", Some(720), &["apply 1 IMG1 waking", "then release-job JOB1"]),
-        ("waking", "wake-request", "deployed", Some(725), &["apply 1 IMG1 waking", "then release-job JOB1"]),
-        ("waking", "keep", "deployed", None, &["apply 1 IMG1 waking", "then release-job JOB1"]),
-        ("waking", "new-commit", "deployed", Some(725), &["delete-job JOB1", "release-job JOB1", "start-build JOB2 IMG2", "apply 1 IMG1 prune waking", "event Normal BuildStarted"]),
-        ("waking", "available", "deployed", Some(720), &["apply 1 IMG1", "remove-activator-route", "event Normal Awake", "then release-job JOB1"]),
-        ("waking", "over-cap", "sleeping", Some(3720), &["apply 0 IMG1 sleeping", "event Normal SleptForCap", "then release-job JOB1"]),
+        (
+            "waking",
+            "sleep-false",
+            "deployed",
+            Some(720),
+            &["apply 1 IMG1 waking", "then release-job JOB1"],
+        ),
+        (
+            "waking",
+            "wake-request",
+            "deployed",
+            Some(725),
+            &["apply 1 IMG1 waking", "then release-job JOB1"],
+        ),
+        (
+            "waking",
+            "keep",
+            "deployed",
+            None,
+            &["apply 1 IMG1 waking", "then release-job JOB1"],
+        ),
+        (
+            "waking",
+            "new-commit",
+            "deployed",
+            Some(725),
+            &[
+                "delete-job JOB1",
+                "release-job JOB1",
+                "start-build JOB2 IMG2",
+                "apply 1 IMG1 prune waking",
+                "event Normal BuildStarted",
+            ],
+        ),
+        (
+            "waking",
+            "available",
+            "deployed",
+            Some(720),
+            &[
+                "apply 1 IMG1",
+                "remove-activator-route",
+                "event Normal Awake",
+                "then release-job JOB1",
+            ],
+        ),
+        (
+            "waking",
+            "over-cap",
+            "sleeping",
+            Some(3720),
+            &[
+                "apply 0 IMG1 sleeping",
+                "event Normal SleptForCap",
+                "then release-job JOB1",
+            ],
+        ),
         ("waking", "modify-self", "deployed", Some(720), &[]),
-        ("waking", "delete", "deployed", None, &["event Normal TearDown", "teardown APP jobs=JOB1", "remove-finalizer"]),
+        (
+            "waking",
+            "delete",
+            "deployed",
+            None,
+            &[
+                "event Normal TearDown",
+                "teardown APP jobs=JOB1",
+                "remove-finalizer",
+            ],
+        ),
         ("expired", "tick", "expired", None, &[]),
         ("expired", "sleep-deadline", "expired", None, &[]),
         ("expired", "expiry-deadline", "expired", None, &[]),
         ("expired", "sleep-true", "expired", None, &[]),
         ("expired", "sleep-false", "expired", None, &[]),
         ("expired", "wake-request", "expired", None, &[]),
-        ("expired", "keep", "building", None, &["start-build JOB1 IMG1", "apply 0 IMG1", "event Normal Revived", "event Normal BuildStarted"]),
-        ("expired", "new-commit", "building", Some(7206), &["delete-job JOB1", "release-job JOB1", "start-build JOB2 IMG2", "apply 0 IMG2 prune", "event Normal Revived", "event Normal BuildStarted"]),
+        (
+            "expired",
+            "keep",
+            "building",
+            None,
+            &[
+                "start-build JOB1 IMG1",
+                "apply 0 IMG1",
+                "event Normal Revived",
+                "event Normal BuildStarted",
+            ],
+        ),
+        (
+            "expired",
+            "new-commit",
+            "building",
+            Some(7206),
+            &[
+                "delete-job JOB1",
+                "release-job JOB1",
+                "start-build JOB2 IMG2",
+                "apply 0 IMG2 prune",
+                "event Normal Revived",
+                "event Normal BuildStarted",
+            ],
+        ),
         ("expired", "available", "expired", None, &[]),
         ("expired", "over-cap", "expired", None, &[]),
         ("expired", "modify-self", "expired", None, &[]),
-        ("expired", "delete", "expired", None, &["event Normal TearDown", "teardown APP jobs=JOB1", "remove-finalizer"]),
+        (
+            "expired",
+            "delete",
+            "expired",
+            None,
+            &[
+                "event Normal TearDown",
+                "teardown APP jobs=JOB1",
+                "remove-finalizer",
+            ],
+        ),
     ]
 }
 

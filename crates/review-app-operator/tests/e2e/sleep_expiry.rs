@@ -203,9 +203,15 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
         route["spec"]["externalName"],
         "review-app-operator-activator.review-app-operator.svc.cluster.local"
     );
-    let db = get(&w, "postgreses", "Postgres", "kubedb.com", "test-review-app-678--db")
-        .await
-        .unwrap();
+    let db = get(
+        &w,
+        "postgreses",
+        "Postgres",
+        "kubedb.com",
+        "test-review-app-678--db",
+    )
+    .await
+    .unwrap();
     assert_eq!(db["spec"]["halted"], true, "the database sleeps too");
 
     // Mid-sleep restart: nothing changes, nothing is written.
@@ -221,10 +227,19 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
         app_status(&w).await == "deployed" && deployment_runs(&w, 1, IMG1).await
     })
     .await;
-    let db = get(&w, "postgreses", "Postgres", "kubedb.com", "test-review-app-678--db")
-        .await
-        .unwrap();
-    assert!(db["spec"].get("halted").is_none(), "the database runs again");
+    let db = get(
+        &w,
+        "postgreses",
+        "Postgres",
+        "kubedb.com",
+        "test-review-app-678--db",
+    )
+    .await
+    .unwrap();
+    assert!(
+        db["spec"].get("halted").is_none(),
+        "the database runs again"
+    );
     assert_eq!(
         ingress_backend(&w).await,
         ROUTE,
@@ -259,7 +274,10 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
     // The sleep annotation acts when it changes: "false" wakes a sleeping app.
     annotate(&w, SLEEP, Some("false")).await;
     annotate(&w, SLEEP, Some("true")).await;
-    eventually("asleep again", || async { app_status(&w).await == "sleeping" }).await;
+    eventually("asleep again", || async {
+        app_status(&w).await == "sleeping"
+    })
+    .await;
     annotate(&w, SLEEP, Some("false")).await;
     eventually("awake again", || async {
         app_status(&w).await == "deployed" && deployment_runs(&w, 1, IMG1).await
@@ -272,7 +290,10 @@ async fn an_idle_app_goes_to_sleep_by_itself_unless_kept_on_emulator() {
     let mut w = world(|c| c.lifecycle.sleep_after = "3s".into()).await;
     deployed(&mut w).await;
     let status = w.app("test").await.unwrap().status.unwrap();
-    assert!(status.sleeps_at.is_some(), "the status shows when it sleeps");
+    assert!(
+        status.sleeps_at.is_some(),
+        "the status shows when it sleeps"
+    );
     eventually("asleep after sleepAfter", || async {
         app_status(&w).await == "sleeping"
     })
@@ -318,7 +339,10 @@ async fn bad_durations_and_timestamps_are_invalid_naming_the_field_on_emulator()
     deployed(&mut w).await;
     annotate(&w, EXPIRES_AT, Some("next tuesday")).await;
     eventually("Invalid names the annotation", || {
-        invalid(&w, "metadata.annotations[reviewtron.k8s.revelry.co/expires-at]")
+        invalid(
+            &w,
+            "metadata.annotations[reviewtron.k8s.revelry.co/expires-at]",
+        )
     })
     .await;
     assert!(deployment_runs(&w, 1, IMG1).await, "nothing else changed");

@@ -208,14 +208,10 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         "activator.namespace",
         |c, _, v| set(&mut c.activator.namespace, v),
     ),
-    (
-        "REVIEWAPP_ACTIVATOR_PORT",
-        "activator.port",
-        |c, var, v| {
-            c.activator.port = number(var, v)?;
-            Ok(())
-        },
-    ),
+    ("REVIEWAPP_ACTIVATOR_PORT", "activator.port", |c, var, v| {
+        c.activator.port = number(var, v)?;
+        Ok(())
+    }),
     (
         "REVIEWAPP_ACTIVATOR_CLUSTER_DOMAIN",
         "activator.clusterDomain",

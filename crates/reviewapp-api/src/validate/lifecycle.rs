@@ -52,11 +52,7 @@ pub fn parse_duration(raw: &str) -> Result<Option<Duration>, String> {
             text.chars().take(40).collect::<String>()
         )
     };
-    let split = text
-        .char_indices()
-        .last()
-        .map(|(i, _)| i)
-        .ok_or_else(bad)?;
+    let split = text.char_indices().last().map(|(i, _)| i).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
@@ -102,7 +98,9 @@ pub fn annotation_field(key: &str) -> String {
 }
 
 /// Reads the lifecycle annotations; an unreadable one is a [`FieldError`] naming it.
-pub fn controls(annotations: Option<&BTreeMap<String, String>>) -> Result<Controls, Vec<FieldError>> {
+pub fn controls(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Controls, Vec<FieldError>> {
     let mut errors = Vec::new();
     let get = |key: &str| annotations.and_then(|a| a.get(key)).map(|v| v.trim());
     let boolean = |key: &str, errors: &mut Vec<FieldError>| match get(key) {
@@ -178,7 +176,18 @@ mod tests {
         assert_eq!(parse_duration("45s"), secs(45));
         assert_eq!(parse_duration("0"), Ok(None));
         assert_eq!(parse_duration("0d"), Ok(None));
-        for bad in ["", "d", "7", "7w", "-1d", "1.5h", "7 d", "1h30m", "é", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7w",
+            "-1d",
+            "1.5h",
+            "7 d",
+            "1h30m",
+            "é",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert!(parse_duration("3651d").is_err());
@@ -194,7 +203,10 @@ mod tests {
     #[test]
     fn annotations_are_read_or_named_in_an_error() {
         let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(controls(None), Ok(Controls::default()));
         let all = map(&[
@@ -208,7 +220,10 @@ mod tests {
         assert!(read.keep);
         assert_eq!(read.sleep, Some(false));
         assert_eq!(read.expires_at.map(|t| t.as_second()), Some(1_796_148_000));
-        assert_eq!(read.wake_requested_at.map(|t| t.as_second()), Some(1_796_140_800));
+        assert_eq!(
+            read.wake_requested_at.map(|t| t.as_second()),
+            Some(1_796_140_800)
+        );
         assert_eq!(lifecycle_annotations(Some(&all)).len(), 4);
         let bad = map(&[(KEEP, "yes"), (EXPIRES_AT, "tomorrow")]);
         let errors = controls(Some(&bad)).unwrap_err();

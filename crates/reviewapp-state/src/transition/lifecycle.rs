@@ -62,7 +62,8 @@ fn after(base: Timestamp, duration: Duration) -> Timestamp {
 
 /// A new commit (or the first sight of the app) is activity: the idle clock starts again.
 pub(super) fn note_new_commit(status: &mut ReviewAppStatus, spec: &ValidatedSpec, now: Timestamp) {
-    if status.build_commit.as_deref() != Some(spec.commit.as_str()) || status.last_active_at.is_none()
+    if status.build_commit.as_deref() != Some(spec.commit.as_str())
+        || status.last_active_at.is_none()
     {
         status.last_active_at = Some(Time(now));
     }
@@ -190,7 +191,9 @@ pub(super) struct Cycle {
 fn sleep_order(current: &ReviewAppStatus, annotations: &Annotations) -> Option<bool> {
     let now = annotations.values.get(SLEEP);
     let then = current.lifecycle_annotations.get(SLEEP);
-    (now != then).then_some(annotations.controls.sleep).flatten()
+    (now != then)
+        .then_some(annotations.controls.sleep)
+        .flatten()
 }
 
 /// Sleep, wake, and the switch back from the activator, for an app with a deployed image.
@@ -318,14 +321,16 @@ fn auto_sleep_at(
         Some(request) => since.max(whole_seconds(request)),
         None => since,
     };
-    spec.lifecycle
-        .sleep_after
-        .map(|d| Time(after(since, d)))
+    spec.lifecycle.sleep_after.map(|d| Time(after(since, d)))
 }
 
 /// Why a sleeping app wakes, if it does: the `sleep: "false"` order, a request through the
 /// activator since it went to sleep, or activity (a new commit) since then.
-fn wake_reason(status: &ReviewAppStatus, order: Option<bool>, controls: &Controls) -> Option<String> {
+fn wake_reason(
+    status: &ReviewAppStatus,
+    order: Option<bool>,
+    controls: &Controls,
+) -> Option<String> {
     let slept_at = instant(status.slept_at.as_ref()).unwrap_or(Timestamp::MIN);
     if order == Some(false) {
         return Some("the sleep annotation is \"false\"".into());
@@ -369,9 +374,7 @@ pub fn next_look(status: &ReviewAppStatus, now: Timestamp) -> Option<Timestamp> 
         .then(|| instant(status.expires_at.as_ref()))
         .flatten();
     let awake = status.app_status == Some(AppStatus::Deployed);
-    let sleep = awake
-        .then(|| instant(status.sleeps_at.as_ref()))
-        .flatten();
+    let sleep = awake.then(|| instant(status.sleeps_at.as_ref())).flatten();
     [expiry, sleep]
         .into_iter()
         .flatten()
@@ -392,8 +395,8 @@ pub fn awake_idle_since(app: &reviewapp_api::ReviewApp) -> Option<(Timestamp, bo
     if status.app_status != Some(AppStatus::Deployed) || status.deployed_image.is_none() {
         return None;
     }
-    let controls = reviewapp_api::validate::controls(app.metadata.annotations.as_ref())
-        .unwrap_or_default();
+    let controls =
+        reviewapp_api::validate::controls(app.metadata.annotations.as_ref()).unwrap_or_default();
     let since = instant(status.last_active_at.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH);
     let since = match controls.wake_requested_at {
         Some(request) => since.max(whole_seconds(request)),

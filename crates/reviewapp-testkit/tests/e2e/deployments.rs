@@ -34,13 +34,20 @@ async fn a_rollout_reaches_a_deployment_watcher_at_the_current_generation() {
     for _ in 0..3 {
         next(&mut stream).await.unwrap();
     }
-    assert!(api.get("web").await.unwrap().status.is_none(), "no controller");
+    assert!(
+        api.get("web").await.unwrap().status.is_none(),
+        "no controller"
+    );
 
     handle.set_deployment_available("apps", "web").unwrap();
     let Event::Apply(at_zero) = next(&mut stream).await.unwrap() else {
         panic!("expected apply")
     };
-    assert_eq!(available(&at_zero), (Some(1), Some(0)), "0 replicas, 0 available");
+    assert_eq!(
+        available(&at_zero),
+        (Some(1), Some(0)),
+        "0 replicas, 0 available"
+    );
 
     // Scaling up moves the generation; the status stays behind until it is reported again.
     api.patch(
@@ -68,7 +75,10 @@ async fn a_rollout_reaches_a_deployment_watcher_at_the_current_generation() {
     );
 
     assert_eq!(
-        handle.set_deployment_available("apps", "gone").unwrap_err().code,
+        handle
+            .set_deployment_available("apps", "gone")
+            .unwrap_err()
+            .code,
         404
     );
 }
