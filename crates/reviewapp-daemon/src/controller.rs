@@ -91,9 +91,14 @@ impl Controller {
         );
         let scheduler = scheduler(handler.clone(), metrics.clone(), concurrency);
         let fire = scheduler.clone();
-        tokio::spawn(wakeups::run(timers, move |name| {
-            fire.submit(name, AppEvent::Reconcile);
-        }));
+        let gauge = metrics.lifecycle_timers.clone();
+        tokio::spawn(wakeups::run(
+            timers,
+            move |name| fire.submit(name, AppEvent::Reconcile),
+            move |armed| {
+                gauge.set(i64::try_from(armed).unwrap_or(i64::MAX));
+            },
+        ));
         Controller {
             config,
             handler,

@@ -72,8 +72,13 @@ fn instant_of(at: Timestamp) -> Instant {
 }
 
 /// Runs the timers until every [`Wakeups`] handle is gone; `fire(name)` is called for each app
-/// whose timer expired (the daemon schedules a RECONCILE of it).
-pub async fn run(mut timers: WakeupTimers, fire: impl Fn(String) + Send + 'static) {
+/// whose timer expired (the daemon schedules a RECONCILE of it), `armed(n)` after every change
+/// with the number of timers armed.
+pub async fn run(
+    mut timers: WakeupTimers,
+    fire: impl Fn(String) + Send + 'static,
+    armed: impl Fn(usize) + Send + 'static,
+) {
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
     loop {
@@ -118,6 +123,7 @@ pub async fn run(mut timers: WakeupTimers, fire: impl Fn(String) + Send + 'stati
             }
         }
         timers.armed.store(due.len(), Ordering::Relaxed);
+        armed(due.len());
     }
 }
 
@@ -130,7 +136,11 @@ mod tests {
         let (wakeups, timers) = Wakeups::new();
         let fired = Arc::new(Mutex::new(Vec::new()));
         let log = fired.clone();
-        tokio::spawn(run(timers, move |name| log.lock().unwrap().push(name)));
+        tokio::spawn(run(
+            timers,
+            move |name| log.lock().unwrap().push(name),
+            |_| {},
+        ));
         (wakeups, fired)
     }
 
