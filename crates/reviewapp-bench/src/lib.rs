@@ -38,8 +38,8 @@ mod workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use lifecycle::{LifecycleReport, lifecycle, lifecycle_markdown};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
+pub use lifecycle::{LifecycleReport, lifecycle, lifecycle_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;
 

@@ -108,6 +108,107 @@ fn take(handle: &Handle) -> Requests {
     Requests::of(&log)
 }
 
+/// The apps of one run and how their progress is seen.
+struct Run<'a> {
+    handle: &'a Handle,
+    recorder: &'a Shared,
+    apps: &'a [App],
+    timeout: Duration,
+}
+
+impl Run<'_> {
+    /// Whether every app's `appStatus` is `want`.
+    fn all(&self, want: &str) -> bool {
+        let r = lock(self.recorder);
+        self.apps
+            .iter()
+            .all(|a| r.status(&a.name).map(|s| s.0).as_deref() == Some(want))
+    }
+
+    /// Waits until every app's `appStatus` is `want`.
+    async fn wait_all(&self, want: &str, timeout: Duration) -> anyhow::Result<()> {
+        wait_until(&format!("every app is {want}"), timeout, || self.all(want)).await
+    }
+
+    /// Creates every app and lets its build succeed.
+    async fn deploy_all(&self) -> anyhow::Result<()> {
+        for app in self.apps {
+            self.handle.apply(app.manifest(SHA1)?).map_err(api_error)?;
+        }
+        wait_until("every build Job exists", self.timeout, || {
+            let r = lock(self.recorder);
+            self.apps.iter().all(|a| r.exists("jobs", &a.job(SHA1)))
+        })
+        .await?;
+        for app in self.apps {
+            self.handle
+                .set_job_succeeded(BUILD_NS, &app.job(SHA1))
+                .map_err(api_error)?;
+        }
+        self.wait_all("deployed", self.timeout).await?;
+        settle(self.handle).await;
+        self.handle.clear_requests();
+        Ok(())
+    }
+
+    /// Wakes the first [`WAKES`] apps one at a time as the activator would; each latency.
+    async fn wake(&self, far: &str) -> anyhow::Result<Vec<Duration>> {
+        let mut wakes = Vec::new();
+        for app in self.apps.iter().take(WAKES) {
+            let (now, _) = from_now(0);
+            let written = Instant::now();
+            let annotations = json!({SLEEP: "true", EXPIRES_AT: far, WAKE_REQUESTED_AT: now});
+            annotate(self.handle, app, annotations)?;
+            let deployment = app.deployment();
+            let scaled_up = || {
+                lock(self.recorder)
+                    .history("deployments", &deployment)
+                    .iter()
+                    .rev()
+                    .find(|s| s.at >= written && s.replicas == Some(1))
+                    .map(|s| s.at)
+            };
+            wait_until("the woken Deployment scales up", self.timeout, || {
+                scaled_up().is_some()
+            })
+            .await?;
+            let up = scaled_up().unwrap_or_else(Instant::now);
+            wakes.push(up.saturating_duration_since(written));
+        }
+        wakes.sort();
+        Ok(wakes)
+    }
+
+    /// Moves every app's deadline 10 s ahead and waits until all expired; each app's lateness.
+    async fn expire(&self, far: &str) -> anyhow::Result<Vec<Duration>> {
+        let (soon, deadline) = from_now(10);
+        for (i, app) in self.apps.iter().enumerate() {
+            let mut annotations = json!({SLEEP: "true", EXPIRES_AT: soon});
+            if i < WAKES {
+                annotations[WAKE_REQUESTED_AT] = json!(far);
+            }
+            annotate(self.handle, app, annotations)?;
+        }
+        settle(self.handle).await;
+        self.handle.clear_requests();
+        self.wait_all("expired", self.timeout + Duration::from_secs(10))
+            .await?;
+        let r = lock(self.recorder);
+        let mut lateness: Vec<Duration> = self
+            .apps
+            .iter()
+            .filter_map(|app| {
+                r.history("reviewapps", &app.name)
+                    .iter()
+                    .find(|s| s.status.as_ref().is_some_and(|s| s.0 == "expired"))
+                    .map(|s| s.at.saturating_duration_since(deadline))
+            })
+            .collect();
+        lateness.sort();
+        Ok(lateness)
+    }
+}
+
 async fn phases(
     handle: &Handle,
     recorder: &Shared,
@@ -116,28 +217,14 @@ async fn phases(
     options: &BenchOptions,
     report: &mut LifecycleReport,
 ) -> anyhow::Result<()> {
-    let timeout = options.timeout;
-    let status_of = |app: &App| lock(recorder).status(&app.name).map(|s| s.0);
-    let all = |want: &'static str| {
-        move || apps.iter().all(|a| status_of(a).as_deref() == Some(want))
+    let run = Run {
+        handle,
+        recorder,
+        apps,
+        timeout: options.timeout,
     };
-    daemon.wait_ready(timeout).await?;
-    for app in apps {
-        handle.apply(app.manifest(SHA1)?).map_err(api_error)?;
-    }
-    wait_until("every build Job exists", timeout, || {
-        let r = lock(recorder);
-        apps.iter().all(|a| r.exists("jobs", &a.job(SHA1)))
-    })
-    .await?;
-    for app in apps {
-        handle
-            .set_job_succeeded(BUILD_NS, &app.job(SHA1))
-            .map_err(api_error)?;
-    }
-    wait_until("every app deployed", timeout, all("deployed")).await?;
-    settle(handle).await;
-    handle.clear_requests();
+    daemon.wait_ready(options.timeout).await?;
+    run.deploy_all().await?;
 
     // Sleep, with a deadline an hour ahead.
     let (far, _) = from_now(3600);
@@ -145,68 +232,20 @@ async fn phases(
     for app in apps {
         annotate(handle, app, json!({SLEEP: "true", EXPIRES_AT: far}))?;
     }
-    wait_until("every app asleep", timeout, all("sleeping")).await?;
+    run.wait_all("sleeping", options.timeout).await?;
     report.sleep_all = started.elapsed();
     settle(handle).await;
     report.sleep_requests = take(handle);
 
-    // Idle.
     tokio::time::sleep(options.idle).await;
     report.idle_requests = take(handle);
     report.timers = daemon.gauge("reviewapp_lifecycle_timers").await;
 
-    // Wake by request, one at a time.
-    for app in apps.iter().take(WAKES) {
-        let (now, _) = from_now(0);
-        let written = Instant::now();
-        annotate(
-            handle,
-            app,
-            json!({SLEEP: "true", EXPIRES_AT: far, WAKE_REQUESTED_AT: now}),
-        )?;
-        let deployment = app.deployment();
-        wait_until("the woken Deployment scales up", timeout, || {
-            lock(recorder)
-                .history("deployments", &deployment)
-                .last()
-                .is_some_and(|s| s.replicas == Some(1))
-        })
-        .await?;
-        let up = lock(recorder)
-            .history("deployments", &deployment)
-            .last()
-            .map(|s| s.at)
-            .unwrap_or_else(Instant::now);
-        report.wakes.push(up.saturating_duration_since(written));
-    }
-    report.wakes.sort();
+    report.wakes = run.wake(&far).await?;
     settle(handle).await;
     handle.clear_requests();
 
-    // Expire every app at once, 10 s from now.
-    let (soon, deadline) = from_now(10);
-    for (i, app) in apps.iter().enumerate() {
-        let mut annotations = json!({SLEEP: "true", EXPIRES_AT: soon});
-        if i < WAKES {
-            annotations[WAKE_REQUESTED_AT] = json!(far);
-        }
-        annotate(handle, app, annotations)?;
-    }
-    settle(handle).await;
-    handle.clear_requests();
-    wait_until("every app expired", timeout + Duration::from_secs(10), all("expired")).await?;
-    for app in apps {
-        let r = lock(recorder);
-        let expired = r
-            .history("reviewapps", &app.name)
-            .iter()
-            .find(|s| s.status.as_ref().is_some_and(|s| s.0 == "expired"))
-            .map(|s| s.at);
-        if let Some(at) = expired {
-            report.expiry_lateness.push(at.saturating_duration_since(deadline));
-        }
-    }
-    report.expiry_lateness.sort();
+    report.expiry_lateness = run.expire(&far).await?;
     settle(handle).await;
     report.expiry_requests = take(handle);
     Ok(())

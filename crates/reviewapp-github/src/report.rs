@@ -271,6 +271,38 @@ mod tests {
         let target = github_state(&app(failed)).unwrap();
         assert_eq!(target.state, DeploymentState::Failure);
         assert!(target.description.contains("BackoffLimitExceeded"));
+        let rebuild_failed = ReviewAppStatus {
+            build_status: Some(BuildStatus::Error),
+            build_commit: Some(SHA2.into()),
+            ..deployed
+        };
+        assert_eq!(
+            state(rebuild_failed),
+            Some((SHA2.into(), DeploymentState::Failure, None))
+        );
+        let invalid = ReviewAppStatus {
+            message: Some("x".repeat(500)),
+            conditions: vec![condition(CONDITION_INVALID, "True", "InvalidSpec")],
+            ..building
+        };
+        let target = github_state(&app(invalid)).unwrap();
+        assert_eq!(
+            (target.commit.as_str(), target.state),
+            (SHA2, DeploymentState::Error)
+        );
+        assert_eq!(target.description.chars().count(), MAX_DESCRIPTION);
+    }
+
+    #[test]
+    fn sleeping_and_expired_apps_are_inactive() {
+        let deployed = ReviewAppStatus {
+            app_status: Some(AppStatus::Deployed),
+            build_status: Some(BuildStatus::Success),
+            build_commit: Some(SHA1.into()),
+            deployed_commit: Some(SHA1.into()),
+            url: Some("https://app.review.local".into()),
+            ..Default::default()
+        };
         let sleeping = ReviewAppStatus {
             app_status: Some(AppStatus::Sleeping),
             ..deployed.clone()
@@ -292,26 +324,6 @@ mod tests {
             state(expired),
             Some((SHA1.into(), DeploymentState::Inactive, None))
         );
-        let rebuild_failed = ReviewAppStatus {
-            build_status: Some(BuildStatus::Error),
-            build_commit: Some(SHA2.into()),
-            ..deployed
-        };
-        assert_eq!(
-            state(rebuild_failed),
-            Some((SHA2.into(), DeploymentState::Failure, None))
-        );
-        let invalid = ReviewAppStatus {
-            message: Some("x".repeat(500)),
-            conditions: vec![condition(CONDITION_INVALID, "True", "InvalidSpec")],
-            ..building
-        };
-        let target = github_state(&app(invalid)).unwrap();
-        assert_eq!(
-            (target.commit.as_str(), target.state),
-            (SHA2, DeploymentState::Error)
-        );
-        assert_eq!(target.description.chars().count(), MAX_DESCRIPTION);
     }
 
     #[test]

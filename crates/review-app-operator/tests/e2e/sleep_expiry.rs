@@ -221,55 +221,7 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
     })
     .await;
 
-    // The activator's request: it wakes, the Ingress waits for the Deployment.
-    annotate(&w, WAKE_REQUESTED_AT, Some(&rfc3339_in(1))).await;
-    eventually("woken: scaled up, database running", || async {
-        app_status(&w).await == "deployed" && deployment_runs(&w, 1, IMG1).await
-    })
-    .await;
-    let db = get(
-        &w,
-        "postgreses",
-        "Postgres",
-        "kubedb.com",
-        "test-review-app-678--db",
-    )
-    .await
-    .unwrap();
-    assert!(
-        db["spec"].get("halted").is_none(),
-        "the database runs again"
-    );
-    assert_eq!(
-        ingress_backend(&w).await,
-        ROUTE,
-        "the activator answers until the app is available"
-    );
-    assert!(
-        w.app("test")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .waking_since
-            .is_some()
-    );
-    let emulator = w.emulator.clone().unwrap();
-    emulator.set_deployment_available(APP_NS, APP).unwrap();
-    eventually("the Ingress is back on the app", || async {
-        ingress_backend(&w).await == APP && !route_exists(&w).await
-    })
-    .await;
-    eventually("waking is over", || async {
-        w.app("test")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .waking_since
-            .is_none()
-    })
-    .await;
+    wake_by_request_and_switch_back(&w).await;
 
     // The sleep annotation acts when it changes: "false" wakes a sleeping app.
     annotate(&w, SLEEP, Some("false")).await;
@@ -369,4 +321,58 @@ async fn invalid(w: &World, needle: &str) -> bool {
             .and_then(|s| s.condition("Invalid").cloned())
             .is_some_and(|c| c.status == "True" && c.message.contains(needle))
     })
+}
+
+/// The activator's request wakes the sleeping app: it scales up with its database running, the
+/// Ingress stays on the activator until the Deployment is available, then switches back.
+async fn wake_by_request_and_switch_back(w: &World) {
+    // The activator's request: it wakes, the Ingress waits for the Deployment.
+    annotate(w, WAKE_REQUESTED_AT, Some(&rfc3339_in(1))).await;
+    eventually("woken: scaled up, database running", || async {
+        app_status(w).await == "deployed" && deployment_runs(w, 1, IMG1).await
+    })
+    .await;
+    let db = get(
+        w,
+        "postgreses",
+        "Postgres",
+        "kubedb.com",
+        "test-review-app-678--db",
+    )
+    .await
+    .unwrap();
+    assert!(
+        db["spec"].get("halted").is_none(),
+        "the database runs again"
+    );
+    assert_eq!(
+        ingress_backend(w).await,
+        ROUTE,
+        "the activator answers until the app is available"
+    );
+    assert!(
+        w.app("test")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .waking_since
+            .is_some()
+    );
+    let emulator = w.emulator.clone().unwrap();
+    emulator.set_deployment_available(APP_NS, APP).unwrap();
+    eventually("the Ingress is back on the app", || async {
+        ingress_backend(w).await == APP && !route_exists(w).await
+    })
+    .await;
+    eventually("waking is over", || async {
+        w.app("test")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .waking_since
+            .is_none()
+    })
+    .await;
 }

@@ -256,44 +256,60 @@ pub(super) fn sleep_cycle(
         return cycle;
     }
     let sleep_at = auto_sleep_at(&draft.status, spec, controls);
-    let reason = if order == Some(true) {
-        Some(("Sleeping", "the sleep annotation is \"true\"".to_string()))
-    } else if let Some(at) = sleep_at.as_ref().map(|t| t.0).filter(|at| *at <= now) {
-        Some(("Sleeping", format!("idle since {}", at_minus(at, spec))))
-    } else if facts.over_cap && !controls.keep {
-        Some((
+    match sleep_reason(order, sleep_at.as_ref(), facts, controls, spec, context) {
+        Some((reason, why)) => go_to_sleep(draft, reason, &why, now),
+        None => {
+            draft.status.sleeps_at = sleep_at;
+            cycle
+        }
+    }
+}
+
+/// Why an awake app goes to sleep now, if it does: the `sleep: "true"` order, its idle time
+/// reaching `sleepAfter` (`sleep_at` passed), or the awake-app cap (not when kept). The Event's
+/// reason and note.
+fn sleep_reason(
+    order: Option<bool>,
+    sleep_at: Option<&Time>,
+    facts: LifecycleFacts,
+    controls: &Controls,
+    spec: &ValidatedSpec,
+    context: &Context,
+) -> Option<(&'static str, String)> {
+    if order == Some(true) {
+        return Some(("Sleeping", "the sleep annotation is \"true\"".to_string()));
+    }
+    if let Some(at) = sleep_at.map(|t| t.0).filter(|at| *at <= context.now) {
+        return Some(("Sleeping", format!("idle since {}", at_minus(at, spec))));
+    }
+    (facts.over_cap && !controls.keep).then(|| {
+        (
             "SleptForCap",
             format!(
                 "more than lifecycle.maxAwakeApps ({}) apps are awake and this one has been idle \
                  longest",
                 context.config.lifecycle.max_awake_apps
             ),
-        ))
-    } else {
-        None
-    };
-    match reason {
-        Some((reason, why)) => {
-            let status = &mut draft.status;
-            status.app_status = Some(AppStatus::Sleeping);
-            status.slept_at = Some(Time(now));
-            status.sleeps_at = Some(Time(now));
-            status.waking_since = None;
-            draft.events.push(note(
-                EventKind::Normal,
-                reason,
-                "Sleep",
-                format!("going to sleep ({why}): scaled to 0, requests go to the activator"),
-            ));
-            Cycle {
-                phase: Phase::Sleeping,
-                switched_back: false,
-            }
-        }
-        None => {
-            draft.status.sleeps_at = sleep_at;
-            cycle
-        }
+        )
+    })
+}
+
+/// Puts the app to sleep now, with a Normal Event `reason` saying `why`.
+fn go_to_sleep(draft: &mut Draft, reason: &'static str, why: &str, now: Timestamp) -> Cycle {
+    let status = &mut draft.status;
+    status.app_status = Some(AppStatus::Sleeping);
+    status.slept_at = Some(Time(now));
+    status.sleeps_at = Some(Time(now));
+    status.waking_since = None;
+    draft.events.push(note(
+        EventKind::Normal,
+        reason,
+        "Sleep",
+        format!("going to sleep ({why}): scaled to 0, requests go to the activator"),
+    ));
+    Cycle {
+        phase: Phase::Sleeping,
+        switched_back: false,
     }
 }
 
