@@ -3,6 +3,7 @@
 //!
 //! Everything here is pure: no IO, no clock.
 
+pub mod annotations;
 pub mod config;
 pub mod names;
 pub mod spec;

@@ -79,6 +79,12 @@ pub enum AppStatus {
     /// Nothing is deployed and the latest build failed. Once any build has succeeded the app
     /// stays [`AppStatus::Deployed`]: a later failure shows in `buildStatus` only.
     Error,
+    /// Deployed, then put to sleep: its Deployment is scaled to 0 (its database halted where the
+    /// backend allows it) and its Ingress sends requests to the activator, which wakes it.
+    Sleeping,
+    /// Expired: everything the app ran is torn down and the `ReviewApp` stays. A new commit (or
+    /// clearing the expiry) brings it back.
+    Expired,
 }
 
 impl AppStatus {
@@ -88,6 +94,8 @@ impl AppStatus {
             AppStatus::Building => "building",
             AppStatus::Deployed => "deployed",
             AppStatus::Error => "error",
+            AppStatus::Sleeping => "sleeping",
+            AppStatus::Expired => "expired",
         }
     }
 }
