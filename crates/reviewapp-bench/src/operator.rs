@@ -166,6 +166,7 @@ impl Env {
             controller_name: "review-app-operator".into(),
             instance: Some(leader.map_or("bench".into(), |l| l.identity.clone())),
             listener: None,
+            activator: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound, listening) = std::sync::mpsc::channel();

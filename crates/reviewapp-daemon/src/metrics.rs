@@ -14,6 +14,7 @@ use reviewapp_api::{BuildStatus, ReviewAppStatus};
 use reviewapp_effects::ApiObserver;
 use reviewapp_state::{AppEvent, Intent};
 
+use crate::activator::ActivatorMetrics;
 use crate::status::status_label;
 
 /// Content type of [`Metrics::encode`]'s output.
@@ -82,6 +83,8 @@ pub struct Metrics {
     pub malformed: Counter,
     /// 1 while this replica leads (set from its write fence at every scrape), 0 otherwise.
     pub leader: Gauge,
+    /// The activator's requests and wake requests.
+    pub activator: ActivatorMetrics,
 }
 
 impl Default for Metrics {
@@ -144,6 +147,7 @@ impl Metrics {
                 "ReviewApps that could not be deserialized",
             ),
             leader: register(&mut r, "leader", leader_help),
+            activator: ActivatorMetrics::register(&mut r),
             registry: r,
         }
     }

@@ -51,6 +51,7 @@ async fn start_replica(w: &World, name: &'static str) -> Replica {
         controller_name: "review-app-operator".into(),
         instance: Some(name.into()),
         listener: None,
+        activator: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound, listening) = tokio::sync::oneshot::channel();
@@ -214,7 +215,11 @@ async fn failover_through(outage: Outage) {
     })
     .await;
     let survivor = survivor.lock().unwrap().expect("a standby leads");
-    let standby = if survivor == r2.name { r1b.name } else { r2.name };
+    let standby = if survivor == r2.name {
+        r1b.name
+    } else {
+        r2.name
+    };
     sampler.abort();
     let _ = sampler.await;
 
