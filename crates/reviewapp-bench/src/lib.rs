@@ -23,11 +23,12 @@
 //! Phases 1–4 and 7 make one full lifecycle per app; their requests are counted per app.
 //!
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
-//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`
-//! and [`github`] are the other two benchmarks.
+//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
+//! `activator` and [`github`] are the other benchmarks.
 
 pub mod github;
 
+mod activator;
 mod failover;
 mod operator;
 mod recorder;
@@ -37,6 +38,7 @@ mod workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use activator::{ActivatorOptions, ActivatorReport, activator, activator_markdown};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;

@@ -128,6 +128,9 @@ impl Env {
             .arg("run")
             .arg("--listen")
             .arg(addr.to_string())
+            // Replicas run side by side: each activator on a port of its own.
+            .arg("--activator-listen")
+            .arg("127.0.0.1:0")
             .args(leader.map(leader_args).unwrap_or_default())
             .env("KUBECONFIG", &self.kubeconfig)
             .env("REVIEWAPP_REGISTRY", &config.registry)
