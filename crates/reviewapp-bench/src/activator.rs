@@ -221,7 +221,13 @@ async fn burst(
 ) -> anyhow::Result<()> {
     let apps: Vec<usize> = (report.sequential..options.apps).collect();
     report.burst_apps = apps.len();
-    let writes = || handle.write_count_where(|r| r.path.contains("/reviewapps/"));
+    // Only the burst apps' writes: the log records a request after its write is visible, so
+    // the last one-at-a-time write may land in the log after `before` is read.
+    let paths: HashSet<String> = apps
+        .iter()
+        .map(|&i| format!("/apis/reviewtron.k8s.revelry.co/v1/reviewapps/{}", name(i)))
+        .collect();
+    let writes = || handle.write_count_where(|r| paths.contains(&r.path));
     let before = writes();
     let mut pending: HashSet<String> = apps.iter().map(|&i| name(i)).collect();
     let permits = Arc::new(tokio::sync::Semaphore::new(BURST_CONNECTIONS));
