@@ -275,11 +275,11 @@ async fn a_sleeping_apps_host_gets_the_waking_page_and_one_wake_request() {
     stop(replica).await;
 }
 
-#[tokio::test]
-async fn awake_unknown_and_malformed_hosts_write_nothing() {
+/// A standby with one awake app, `pr-2`, that its view already shows.
+async fn standby_with_an_awake_app() -> Replica {
     let replica = standby().await;
-    let handle = &replica.handle;
-    handle
+    replica
+        .handle
         .create(review_app(
             "pr-2",
             "deployed",
@@ -288,8 +288,13 @@ async fn awake_unknown_and_malformed_hosts_write_nothing() {
         .unwrap();
     loaded(&replica).await;
     known(&replica, "pr-2.review.example.com").await;
+    replica
+}
 
-    // An awake app (its Ingress has not switched back yet): the page, no write.
+#[tokio::test]
+async fn an_awake_apps_host_gets_the_page_and_nothing_is_written() {
+    let replica = standby_with_an_awake_app().await;
+    // Its Ingress has not switched back yet: the page, no write, whatever the form of the host.
     for host in [
         "pr-2.review.example.com",
         "PR-2.REVIEW.EXAMPLE.COM",
@@ -308,7 +313,20 @@ async fn awake_unknown_and_malformed_hosts_write_nothing() {
     .await;
     assert_eq!(code, 503, "any method");
 
-    // No app has these hosts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(writes_to(&replica.handle, "pr-2"), 0);
+    assert!(wake_annotation(&replica.handle, "pr-2").is_none());
+    let metrics = metrics(&replica).await;
+    let awake = r#"reviewapp_activator_requests_total{outcome="awake"}"#;
+    assert!(counter(&metrics, awake) >= 5, "{metrics}");
+    let written = r#"reviewapp_activator_wakes_total{result="written"}"#;
+    assert_eq!(counter(&metrics, written), 0);
+    stop(replica).await;
+}
+
+#[tokio::test]
+async fn unknown_missing_and_garbage_hosts_get_404_or_400_and_nothing_is_written() {
+    let replica = standby_with_an_awake_app().await;
     for host in [
         "pr-3.review.example.com",
         "review.example.com",
@@ -316,8 +334,7 @@ async fn awake_unknown_and_malformed_hosts_write_nothing() {
     ] {
         assert_eq!(get(replica.activator, host).await.0, 404, "{host}");
     }
-    // No host, or garbage.
-    assert_eq!(send(replica.activator, "GET", "").await.0, 400);
+    assert_eq!(send(replica.activator, "GET", "").await.0, 400, "no Host");
     for host in [
         "[::1]:80",
         "a b",
@@ -342,34 +359,12 @@ async fn awake_unknown_and_malformed_hosts_write_nothing() {
     );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(writes_to(handle, "pr-2"), 0);
-    assert!(wake_annotation(handle, "pr-2").is_none());
+    assert_eq!(writes_to(&replica.handle, "pr-2"), 0);
     let metrics = metrics(&replica).await;
-    assert!(
-        counter(
-            &metrics,
-            r#"reviewapp_activator_requests_total{outcome="awake"}"#
-        ) >= 5
-    );
-    assert!(
-        counter(
-            &metrics,
-            r#"reviewapp_activator_requests_total{outcome="unknown_host"}"#
-        ) >= 3
-    );
-    assert!(
-        counter(
-            &metrics,
-            r#"reviewapp_activator_requests_total{outcome="bad_host"}"#
-        ) >= 1
-    );
-    assert_eq!(
-        counter(
-            &metrics,
-            r#"reviewapp_activator_wakes_total{result="written"}"#
-        ),
-        0
-    );
+    let unknown = r#"reviewapp_activator_requests_total{outcome="unknown_host"}"#;
+    assert!(counter(&metrics, unknown) >= 3, "{metrics}");
+    let bad = r#"reviewapp_activator_requests_total{outcome="bad_host"}"#;
+    assert!(counter(&metrics, bad) >= 1, "{metrics}");
     stop(replica).await;
 }
 
