@@ -574,7 +574,7 @@ fn status_conditions_are_kubernetes_conditions() {
 fn status_enums_list_their_values() {
     assert_eq!(
         field("status.appStatus")["enum"],
-        json!(["building", "deployed", "error"])
+        json!(["building", "deployed", "error", "sleeping", "expired"])
     );
     assert_eq!(
         field("status.buildStatus")["enum"],
