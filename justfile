@@ -66,3 +66,8 @@ bench:
 bench-failover:
     cargo build --release -p review-app-operator -p reviewapp-bench
     target/release/reviewapp-bench --failover --apps 10 --failover-runs 6
+
+# Activator benchmark: a standby replica's activator with N = 10, 100, 1000 sleeping apps: request → waking page, request → wake annotation written, a burst of repeated requests (docs/benchmarks.md#the-activator).
+bench-activator:
+    cargo build --release -p review-app-operator -p reviewapp-bench
+    target/release/reviewapp-bench-activator --apps 10,100,1000

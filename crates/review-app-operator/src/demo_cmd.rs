@@ -139,6 +139,7 @@ impl Operator {
             controller_name: "review-app-operator".into(),
             instance: Some("demo".into()),
             listener: Some(Listener(Arc::new(move |h: &Handled| timeline.record(h)))),
+            activator: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(reviewapp_daemon::run(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use reviewapp_daemon::{DaemonError, DaemonOptions, LeaderOptions};
+use reviewapp_daemon::{ActivatorOptions, DaemonError, DaemonOptions, LeaderOptions};
 
 /// Arguments of `run`. Every flag also reads an environment variable.
 #[derive(Args, Debug)]
@@ -17,6 +17,14 @@ pub struct RunArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "REVIEWAPP_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Address of the activator, which answers requests to sleeping apps and wakes them
+    /// (served on every replica, leader or not).
+    #[arg(
+        long,
+        env = "REVIEWAPP_ACTIVATOR_LISTEN",
+        default_value = "0.0.0.0:8081"
+    )]
+    activator_listen: SocketAddr,
     /// ReviewApps handled at once (events of one app are always handled one at a time).
     #[arg(long, env = "REVIEWAPP_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
@@ -116,6 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             controller_name: "review-app-operator".into(),
             instance: Some(identity),
             listener: None,
+            activator: Some(ActivatorOptions::new(args.activator_listen)),
         };
         tracing::info!(
             build_namespace = %config.build_namespace,

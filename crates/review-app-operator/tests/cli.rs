@@ -247,6 +247,40 @@ fn impossible_leader_election_timings_are_refused_naming_the_flags() {
     );
 }
 
+#[test]
+fn an_activator_port_in_use_is_a_startup_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // A cluster that is never reached: the ports are bound before anything is listed.
+    let kubeconfig = tempdir().join("activator-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+         clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n\
+         contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_review-app-operator"))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .arg(format!("--activator-listen=127.0.0.1:{port}"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("REVIEWAPP_CONFIG")
+        .env_remove("REVIEWAPP_ACTIVATOR_LISTEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("serving the activator on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+
+    let output = run(&["run", "--activator-listen", "nowhere"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--activator-listen"));
+    drop(taken);
+}
+
 /// `demo`, the README's first command: the sample goes through build, deploy, a new commit and
 /// delete against the in-process emulator, and nothing is left behind.
 #[cfg(feature = "demo")]

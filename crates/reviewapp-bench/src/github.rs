@@ -125,6 +125,7 @@ impl Running<reviewapp_daemon::DaemonError> {
                 controller_name: "review-app-operator".into(),
                 instance: Some("bench".into()),
                 listener: None,
+                activator: None,
             },
             async move {
                 let _ = stopped.await;

@@ -128,6 +128,9 @@ impl Env {
             .arg("run")
             .arg("--listen")
             .arg(addr.to_string())
+            // Replicas run side by side: each activator on a port of its own.
+            .arg("--activator-listen")
+            .arg("127.0.0.1:0")
             .args(leader.map(leader_args).unwrap_or_default())
             .env("KUBECONFIG", &self.kubeconfig)
             .env("REVIEWAPP_REGISTRY", &config.registry)
@@ -166,6 +169,7 @@ impl Env {
             controller_name: "review-app-operator".into(),
             instance: Some(leader.map_or("bench".into(), |l| l.identity.clone())),
             listener: None,
+            activator: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound, listening) = std::sync::mpsc::channel();

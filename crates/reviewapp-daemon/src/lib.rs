@@ -1,10 +1,12 @@
 //! The operator daemon: watches `ReviewApp`s, build Jobs and every child kind, classifies changes
 //! into ADD / MODIFY / DELETE, adds a RECONCILE tick, and handles each app's events one at a time
 //! (observe → [`transition`](reviewapp_state::transition) → [`render`](reviewapp_resources::render)
-//! → [`Effects`](reviewapp_effects::Effects)). Serves `/healthz`, `/readyz` and `/metrics`;
+//! → [`Effects`](reviewapp_effects::Effects)). Serves `/healthz`, `/readyz` and `/metrics`, and
+//! the [`activator`] that wakes sleeping apps (on every replica);
 //! competes for a Lease so that only one replica writes, and stops writing by its own clock when
 //! it cannot renew it ([`leader`]); shuts down gracefully.
 
+pub mod activator;
 pub mod app_index;
 pub mod awake_cap;
 mod backoff;
@@ -32,6 +34,7 @@ use kube::runtime::events::Reporter;
 use reviewapp_api::OperatorConfig;
 use reviewapp_effects::{Effects, WriteFence};
 
+pub use activator::ActivatorOptions;
 pub use app_index::AppIndex;
 pub use backoff::Backoff;
 pub use build_jobs::BuildJobs;
@@ -60,6 +63,8 @@ pub struct DaemonOptions {
     pub instance: Option<String>,
     /// Told about every handled event (the demo's timeline, benchmarks).
     pub listener: Option<Listener>,
+    /// The activator (`None`: not served), on every replica whether it leads or not.
+    pub activator: Option<ActivatorOptions>,
 }
 
 /// Why the daemon stopped.
@@ -69,6 +74,14 @@ pub enum DaemonError {
     #[error("serving health and metrics on {addr}: {source}")]
     Listen {
         /// The address asked for (`--listen`).
+        addr: SocketAddr,
+        /// Why binding it failed (in use, not permitted).
+        source: std::io::Error,
+    },
+    /// The activator's port could not be bound.
+    #[error("serving the activator on {addr}: {source}")]
+    ActivatorListen {
+        /// The address asked for (`--activator-listen`).
         addr: SocketAddr,
         /// Why binding it failed (in use, not permitted).
         source: std::io::Error,
@@ -122,6 +135,31 @@ pub async fn run(
     })?;
     on_listen(addr);
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    let activator = match &options.activator {
+        Some(activator) => {
+            let mut stopped = stop_health.subscribe();
+            let started =
+                activator::start(activator, client.clone(), metrics.clone(), async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+            match started {
+                Ok((addr, task)) => {
+                    tracing::info!(%addr, "serving the activator");
+                    Some(task)
+                }
+                Err(source) => {
+                    let _ = stop_health.send(true);
+                    let _ = health.await;
+                    return Err(DaemonError::ActivatorListen {
+                        addr: activator.listen,
+                        source,
+                    });
+                }
+            }
+        }
+        None => None,
+    };
     futures::pin_mut!(shutdown);
 
     let result = run_leader(
@@ -137,6 +175,9 @@ pub async fn run(
 
     let _ = stop_health.send(true);
     let _ = health.await;
+    if let Some(activator) = activator {
+        let _ = activator.await;
+    }
     result
 }
 

@@ -14,6 +14,7 @@ use reviewapp_api::{BuildStatus, ReviewAppStatus};
 use reviewapp_effects::ApiObserver;
 use reviewapp_state::{AppEvent, Intent};
 
+use crate::activator::ActivatorMetrics;
 use crate::status::status_label;
 
 /// Content type of [`Metrics::encode`]'s output.
@@ -84,6 +85,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Apps with a lifecycle timer armed (a next expiry or sleep).
     pub lifecycle_timers: Gauge,
+    /// The activator's requests and wake requests.
+    pub activator: ActivatorMetrics,
 }
 
 impl Default for Metrics {
@@ -151,6 +154,7 @@ impl Metrics {
                 "lifecycle_timers",
                 "Apps with a lifecycle deadline timer armed",
             ),
+            activator: ActivatorMetrics::register(&mut r),
             registry: r,
         }
     }

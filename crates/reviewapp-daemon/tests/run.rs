@@ -36,6 +36,7 @@ async fn probes_metrics_and_graceful_shutdown() {
         controller_name: "review-app-operator".into(),
         instance: Some("test".into()),
         listener: None,
+        activator: None,
     };
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

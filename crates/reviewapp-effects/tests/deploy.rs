@@ -386,12 +386,79 @@ fn the_deployment_agrees_with_the_other_manifests() {
         "serviceaccount.yaml",
         "configmap.yaml",
         "service.yaml",
+        "activator-service.yaml",
         "deployment.yaml",
     ] {
         for doc in documents(&format!("deploy/{file}")) {
             assert_eq!(doc["metadata"]["namespace"], namespace, "{file}");
         }
     }
+}
+
+#[test]
+fn the_activator_service_reaches_every_replicas_activator_port() {
+    // The names and port the operator's `activator.*` settings default to, and the default of
+    // `run --activator-listen` (0.0.0.0:8081).
+    let service = the("deploy/activator-service.yaml", "Service");
+    assert_eq!(
+        service["metadata"]["name"].as_str(),
+        Some("review-app-operator-activator")
+    );
+    assert_eq!(
+        service["metadata"]["namespace"].as_str(),
+        Some("review-app-operator")
+    );
+    assert_eq!(service["spec"]["type"].as_str(), Some("ClusterIP"));
+    let ports = service["spec"]["ports"].as_sequence().expect("ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["name"].as_str(), Some("http"));
+    assert_eq!(ports[0]["port"].as_u64(), Some(80));
+    assert_eq!(ports[0]["targetPort"].as_str(), Some("activator"));
+
+    let deployment = the("deploy/deployment.yaml", "Deployment");
+    let container = operator_container(&deployment);
+    let port = container["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"].as_str() == Some("activator"))
+        .expect("container port activator");
+    assert_eq!(port["containerPort"].as_u64(), Some(8081));
+    let args = container["args"].as_sequence().expect("args");
+    assert!(
+        !args.iter().any(|a| a
+            .as_str()
+            .is_some_and(|a| a.starts_with("--activator-listen"))),
+        "the activator listens on the default port 8081 that the container port names"
+    );
+    assert!(
+        container["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .all(|e| e["name"].as_str() != Some("REVIEWAPP_ACTIVATOR_LISTEN")),
+        "nor does the environment move it"
+    );
+
+    // Every replica serves it, leader or not: the selector picks every operator pod, as the
+    // metrics Service does.
+    let labels = pod_labels(&deployment);
+    let selector = service["spec"]["selector"].as_mapping().expect("selector");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            labels.get(key),
+            Some(value),
+            "the Service selects the operator pods"
+        );
+    }
+    assert_eq!(
+        selector,
+        the("deploy/service.yaml", "Service")["spec"]["selector"]
+            .as_mapping()
+            .expect("selector"),
+        "the same pods as the metrics Service"
+    );
 }
 
 fn pod_labels(deployment: &Value) -> serde_yaml::Mapping {

@@ -305,6 +305,22 @@ fn needed() -> Needs {
         &Scope::Cluster,
         "finalizer JSON patches (reviewapp-effects finalizer.rs)",
     );
+    // The activator, on every replica: its own view of every ReviewApp, and the
+    // wake-requested-at annotation, a merge patch on the ReviewApp itself.
+    needs.add(
+        group,
+        "reviewapps",
+        &["list", "watch"],
+        &Scope::Cluster,
+        "the activator's view of every ReviewApp (reviewapp-daemon activator/view.rs)",
+    );
+    needs.add(
+        group,
+        "reviewapps",
+        &["patch"],
+        &Scope::Cluster,
+        "the activator's wake-requested-at merge patch (reviewapp-daemon activator/server.rs)",
+    );
     needs.add(
         group,
         "reviewapps/status",

@@ -51,6 +51,7 @@ async fn start_replica(w: &World, name: &'static str) -> Replica {
         controller_name: "review-app-operator".into(),
         instance: Some(name.into()),
         listener: None,
+        activator: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound, listening) = tokio::sync::oneshot::channel();

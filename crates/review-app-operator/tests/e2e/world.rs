@@ -186,6 +186,7 @@ impl World {
             controller_name: "review-app-operator".into(),
             instance: Some("e2e".into()),
             listener: None,
+            activator: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(reviewapp_daemon::run(
