@@ -20,7 +20,7 @@ pub use conditions::{clear_reconcile_failed, set_reconcile_failed};
 pub use intent::{EventKind, EventNote, Intent, TearDown};
 pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
 pub use time::whole_seconds;
-pub use transition::{Transition, transition};
+pub use transition::{Transition, queued_since, transition};
 
 use std::collections::BTreeSet;
 
@@ -92,6 +92,23 @@ impl JobState {
     };
 }
 
+/// Whether a build may start now: the daemon's answer from its build queue (the cap
+/// `build.maxConcurrent` and the apps waiting before this one), an observed fact like the build
+/// Job's outcome. Asked only when the transition would start a build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuildSlot {
+    /// The build may start: no cap, or a slot is reserved for it.
+    #[default]
+    Granted,
+    /// Every slot is taken: the build waits, at `position` (from 1) of the `of` builds waiting.
+    Queued {
+        /// Place in the queue, from 1.
+        position: usize,
+        /// How many builds wait.
+        of: usize,
+    },
+}
+
 /// Everything the daemon observed for one transition besides the `ReviewApp` itself: facts the
 /// pure transition cannot read, taken from its watch caches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +120,9 @@ pub struct Observed {
     /// Names of the app's env Secrets (`envSecret`, `env.secrets`) that do not exist in its
     /// namespace. Empty when nothing is known (a cache not synced yet).
     pub missing_secrets: BTreeSet<String>,
+    /// Whether a build the transition starts may start now ([`BuildSlot::Granted`] without a
+    /// cap).
+    pub slot: BuildSlot,
 }
 
 impl Observed {
@@ -118,6 +138,12 @@ impl Observed {
             build,
             job,
             missing_secrets: BTreeSet::new(),
+            slot: BuildSlot::Granted,
         }
+    }
+
+    /// `self` with the build slot `slot`.
+    pub fn with_slot(self, slot: BuildSlot) -> Self {
+        Self { slot, ..self }
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! [`transition`] reads like the flow: DELETE tears down ([`delete`]); an invalid spec is
 //! reported ([`invalid`]); our own status write changes nothing; anything else converges, one
-//! named step after another: the build ([`build`]), the app's status and children (here), and
+//! named step after another: the build ([`build`], waiting for a slot: [`queue`]), the app's status and children (here), and
 //! the report of conditions, ignored keys and missing Secrets ([`report`]).
 
 mod build;
 mod delete;
 mod invalid;
+mod queue;
 mod report;
 
 use k8s_openapi::jiff::Timestamp;
@@ -21,6 +22,8 @@ use crate::conditions;
 use crate::intent::{EventKind, EventNote, Intent};
 use crate::time::whole_seconds;
 use crate::{AppEvent, Observed};
+
+pub use queue::queued_since;
 
 /// The outcome of handling one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +113,9 @@ struct Draft {
     after_status: Vec<Intent>,
     /// Events, recorded after every other intent.
     events: Vec<EventNote>,
+    /// The `Building` condition's message for a build queued by this transition (its
+    /// position); `None` keeps the one on record.
+    queued_message: Option<String>,
 }
 
 impl Draft {
@@ -120,6 +126,7 @@ impl Draft {
             intents: Vec::new(),
             after_status: Vec::new(),
             events: Vec::new(),
+            queued_message: None,
         }
     }
 
@@ -152,7 +159,9 @@ fn converge(
     draft.status.url = Some(url(&spec, context.config));
     adopt_original_status(&mut draft.status);
     if draft.status.build_commit.as_deref() != Some(spec.commit.as_str()) {
-        build::start_for_new_commit(&mut draft, &spec, context);
+        build::start_for_new_commit(&mut draft, &spec, observed.slot, context);
+    } else if queue::is_queued(&draft.status) {
+        queue::start_queued(&mut draft, &spec, observed.slot, context);
     } else if matches!(
         draft.status.build_status,
         None | Some(BuildStatus::Building)
