@@ -8,6 +8,7 @@
 pub mod app_index;
 mod backoff;
 pub mod build_jobs;
+pub mod build_queue;
 pub mod classify;
 mod controller;
 pub mod handler;
