@@ -171,7 +171,8 @@ impl AppHandler {
     }
 
     /// With a build cap: the build slot for the build `t` starts (`None` when it may start: the
-    /// transition stands), or, when it starts none, the app leaves the queue. See
+    /// transition stands), or, when it starts none and waits for none, the app leaves the
+    /// queue. See
     /// [`BuildSlots`](crate::build_queue::BuildSlots).
     fn build_slot(
         &self,
@@ -184,6 +185,10 @@ impl AppHandler {
         let slots = &self.index.slots;
         let job = match t.started_build() {
             Some(job) if event != AppEvent::Delete => job,
+            // Still waiting (the echo of our own status write): it keeps its place.
+            None if event != AppEvent::Delete && queued_since(&t.status).is_some() => {
+                return None;
+            }
             _ => {
                 slots.withdraw(&self.index.jobs, name);
                 return None;
