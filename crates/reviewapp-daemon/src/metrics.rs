@@ -361,4 +361,40 @@ mod tests {
         );
         assert!(text.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn build_durations_are_labelled_by_outcome_and_a_superseded_build_counts() {
+        let metrics = Metrics::new();
+        let running = |commit: &str| ReviewAppStatus {
+            build_status: Some(BuildStatus::Building),
+            build_commit: Some(commit.into()),
+            build_started_at: Some(unix_now() - 30),
+            ..Default::default()
+        };
+        let done = ReviewAppStatus {
+            build_status: Some(BuildStatus::Success),
+            build_finished_at: Some(unix_now()),
+            ..running("a")
+        };
+        metrics.record_status_change(Some(&running("a")), &done, &[]);
+        metrics.record_status_change(Some(&running("a")), &running("b"), &[]);
+        // A queued build that never started is no build duration.
+        let queued = ReviewAppStatus {
+            build_started_at: None,
+            ..running("b")
+        };
+        metrics.record_status_change(Some(&queued), &running("c"), &[]);
+        metrics.set_build_queue(3, 10);
+        let text = metrics.encode();
+        for line in [
+            "reviewapp_build_duration_seconds_count{outcome=\"succeeded\"} 1",
+            "reviewapp_build_duration_seconds_count{outcome=\"superseded\"} 1",
+            "reviewapp_build_queue_length 3",
+            "reviewapp_builds_running 10",
+            "# TYPE reviewapp_build_queue_wait_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(!text.contains("outcome=\"failed\""), "{text}");
+    }
 }
