@@ -23,13 +23,14 @@
 //! Phases 1–4 and 7 make one full lifecycle per app; their requests are counted per app.
 //!
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
-//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`
-//! and [`github`] are the other two benchmarks.
+//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
+//! `queue` (the build cap: N apps pushed at once) and [`github`] are the other benchmarks.
 
 pub mod github;
 
 mod failover;
 mod operator;
+mod queue;
 mod recorder;
 mod report;
 mod workload;
@@ -38,6 +39,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
+pub use queue::{QueueOptions, QueueReport, QueueRun, queue, queue_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;
 
