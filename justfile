@@ -66,3 +66,8 @@ bench:
 bench-failover:
     cargo build --release -p review-app-operator -p reviewapp-bench
     target/release/reviewapp-bench --failover --apps 10 --failover-runs 6
+
+# Build queue benchmark: 1000 ReviewApps created at once, without a cap and with build.maxConcurrent 10; the driver plays the Job controller (docs/benchmarks.md#build-queue-1000-apps-at-cap-10).
+bench-queue:
+    cargo build --release -p review-app-operator -p reviewapp-bench
+    target/release/reviewapp-bench --queue --apps 1000 --build-cap 10 --build-ms 50

@@ -4,18 +4,19 @@
 //! only the operator's requests). The operator ticks once an hour, so every build after the
 //! first `cap` is started by a slot freeing, not by a tick.
 //!
-//! Measured: the most builds running at once (replayed from the log's Job creates and the
-//! driver's finishes, in time order), how long after a build finished the next one was created
-//! (the k-th finish frees the slot of the (cap + k)-th create), the time until every app is
-//! deployed, and the operator's writes per app (all, status writes, Job creates), with and
-//! without the cap.
+//! Measured: the most builds running at once (counted along the emulator's ordered stream of
+//! Job changes: a Job runs from its creation until its finish or deletion is applied), how long
+//! after a build finished the next build Job's create reached the emulator (from the request
+//! log; the k-th finish frees the slot of the (cap + k)-th create; the finish is timed just
+//! before its write, so this is an upper bound), the time until every app is deployed, and the
+//! operator's writes per app (all, status writes, Job creates), with and without the cap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use reviewapp_testkit::{Handle, RequestRecord};
+use reviewapp_testkit::{Handle, RequestRecord, Subscription};
 
 use crate::operator::{Env, api_error};
 use crate::report::Latency;
@@ -94,11 +95,14 @@ async fn one_run(options: &QueueOptions, cap: u32) -> anyhow::Result<QueueRun> {
     daemon.wait_ready(options.timeout).await?;
     handle.clear_requests();
     let apps: Vec<App> = (0..n).map(App::new).collect();
+    let jobs = handle
+        .subscribe("batch", "v1", "jobs", Some(BUILD_NS), None)
+        .map_err(api_error)?;
     let burst = Instant::now();
     for app in &apps {
         handle.create(app.manifest(SHA1)?).map_err(api_error)?;
     }
-    let finishes = play_job_controller(&handle, &apps, options).await;
+    let finishes = play_job_controller(&handle, jobs, apps.len(), options).await;
     let all_deployed = burst.elapsed();
     daemon.stop().await?;
     env.emulator.shutdown().await;
@@ -108,38 +112,50 @@ async fn one_run(options: &QueueOptions, cap: u32) -> anyhow::Result<QueueRun> {
     Ok(measure(&requests, &finishes, cap, n, all_deployed))
 }
 
-/// Succeeds every build Job `options.build` after it appeared, until every app is deployed;
-/// when each build finished, in order.
+/// Succeeds every build Job `options.build` after it appeared (seen through `jobs`, an
+/// in-process watch), until all `apps` are deployed; when each build finished, in order.
 async fn play_job_controller(
     handle: &Handle,
-    apps: &[App],
+    mut jobs: Subscription,
+    apps: usize,
     options: &QueueOptions,
-) -> anyhow::Result<Vec<Instant>> {
+) -> anyhow::Result<Finished> {
     let deadline = Instant::now() + options.timeout;
-    let mut seen: HashMap<String, Instant> = HashMap::new();
-    let mut done: HashSet<String> = HashSet::new();
+    let mut running: HashMap<String, Instant> = HashMap::new();
     let mut finishes = Vec::new();
+    let mut counter = AtOnce::default();
     loop {
-        let now = Instant::now();
-        for job in handle.list("batch", "v1", "jobs", Some(BUILD_NS), None) {
-            if let Some(name) = job["metadata"]["name"].as_str() {
-                seen.entry(name.to_string()).or_insert(now);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // What the subscription holds now (a zero timeout polls it once).
+        while let Ok(event) = tokio::time::timeout(Duration::ZERO, jobs.next()).await {
+            let event = event.context("the Job subscription ended")?;
+            let Some(name) = event.object["metadata"]["name"].as_str() else {
+                continue;
+            };
+            if event.kind == "ADDED" {
+                running.insert(name.to_string(), Instant::now());
             }
+            counter.apply(event.kind, name, &event.object);
         }
-        let due: Vec<String> = seen
+        let now = Instant::now();
+        let due: Vec<String> = running
             .iter()
-            .filter(|(name, at)| !done.contains(*name) && now.duration_since(**at) >= options.build)
+            .filter(|(_, at)| now.duration_since(**at) >= options.build)
             .map(|(name, _)| name.clone())
             .collect();
         for name in due {
+            running.remove(&name);
+            // Taken before the write, so a create it caused is never timed before it.
+            finishes.push(Instant::now());
             handle
                 .set_job_succeeded(BUILD_NS, &name)
                 .map_err(api_error)?;
-            finishes.push(Instant::now());
-            done.insert(name);
         }
-        if finishes.len() >= apps.len() && deployed(handle) >= apps.len() {
-            return Ok(finishes);
+        if finishes.len() >= apps && deployed(handle) >= apps {
+            return Ok(Finished {
+                finishes,
+                most_at_once: counter.most,
+            });
         }
         if Instant::now() > deadline {
             bail!(
@@ -149,7 +165,36 @@ async fn play_job_controller(
                 options.timeout
             );
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// What the driver saw: when each build finished (just before its write), and the most build
+/// Jobs running at once.
+struct Finished {
+    finishes: Vec<Instant>,
+    most_at_once: usize,
+}
+
+/// Counts running build Jobs along the emulator's ordered change stream (the order it applied
+/// the writes in): a Job counts from its creation until it finished or is being deleted.
+#[derive(Default)]
+struct AtOnce {
+    running: std::collections::HashSet<String>,
+    most: usize,
+}
+
+impl AtOnce {
+    fn apply(&mut self, kind: &str, name: &str, job: &serde_json::Value) {
+        let finished = job["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["status"] == "True"));
+        let deleting = !job["metadata"]["deletionTimestamp"].is_null();
+        if kind == "ADDED" && !finished && !deleting {
+            self.running.insert(name.to_string());
+            self.most = self.most.max(self.running.len());
+        } else if kind == "DELETED" || finished || deleting {
+            self.running.remove(name);
+        }
     }
 }
 
@@ -162,14 +207,15 @@ fn deployed(handle: &Handle) -> usize {
         .count()
 }
 
-/// The numbers of one run from the request log and the driver's finishes.
+/// The numbers of one run from the request log and what the driver saw.
 fn measure(
     requests: &[RequestRecord],
-    finishes: &[Instant],
+    finished: &Finished,
     cap: u32,
     n: usize,
     all_deployed: Duration,
 ) -> QueueRun {
+    let finishes = &finished.finishes;
     let jobs = format!("/apis/batch/v1/namespaces/{BUILD_NS}/jobs");
     let mut creates: Vec<Instant> = requests
         .iter()
@@ -177,17 +223,6 @@ fn measure(
         .map(|r| r.received)
         .collect();
     creates.sort();
-    let mut timeline: Vec<(Instant, i64)> = creates
-        .iter()
-        .map(|at| (*at, 1))
-        .chain(finishes.iter().map(|at| (*at, -1)))
-        .collect();
-    timeline.sort();
-    let (mut running, mut most) = (0i64, 0i64);
-    for (_, step) in timeline {
-        running += step;
-        most = most.max(running);
-    }
     let cap_usize = cap as usize;
     let start_after_free = if cap == 0 {
         Latency::default()
@@ -208,7 +243,7 @@ fn measure(
     let per_app = |count: usize| count as f64 / n.max(1) as f64;
     QueueRun {
         cap,
-        most_at_once: usize::try_from(most).unwrap_or_default(),
+        most_at_once: finished.most_at_once,
         start_after_free,
         all_deployed,
         writes_per_app: per_app(writes),

@@ -185,8 +185,12 @@ impl AppHandler {
         let slots = &self.index.slots;
         let job = match t.started_build() {
             Some(job) if event != AppEvent::Delete => job,
-            // Still waiting (the echo of our own status write): it keeps its place.
-            None if event != AppEvent::Delete && queued_since(&t.status).is_some() => {
+            // Still waiting (the echo of our own status write): it keeps its place. An invalid
+            // spec leaves the queue (its status still says queued), so it cannot block the head.
+            None if event != AppEvent::Delete
+                && t.spec.is_some()
+                && queued_since(&t.status).is_some() =>
+            {
                 return None;
             }
             _ => {
