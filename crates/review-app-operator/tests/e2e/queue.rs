@@ -142,8 +142,20 @@ pub async fn queue_and_cap(w: &mut World) {
         running_jobs(w).await,
         [job("101", SHA_A), job("102", SHA_A)]
     );
+    a_newer_commit_replaces_the_queued_build(w).await;
+    slots_free_in_order(w).await;
+    if let Some(emulator) = &w.emulator {
+        let requests: Vec<RequestRecord> = emulator.requests();
+        assert_eq!(
+            most_builds_at_once(&requests),
+            2,
+            "the cap is never exceeded"
+        );
+    }
+}
 
-    // A new commit for the queued queue-w replaces its entry, in its place.
+/// A new commit for the queued queue-w replaces its entry, in its place.
+async fn a_newer_commit_replaces_the_queued_build(w: &World) {
     w.push("queue-w", SHA_B).await;
     eventually("the queued build is of the new commit", || async {
         w.app("queue-w").await.is_some_and(|a| {
@@ -160,8 +172,11 @@ pub async fn queue_and_cap(w: &mut World) {
                 .to_string()
         )]
     );
+}
 
-    // A slot frees: the head (queue-x, requested first) starts, not queue-w.
+/// A slot frees: the head (queue-x, requested first) starts, not queue-w; then queue-w, at its
+/// new commit.
+async fn slots_free_in_order(w: &World) {
     w.finish_job(&job("101", SHA_A), true).await;
     eventually("queue-x starts once a slot frees", || {
         job_exists(w, job("103", SHA_A))
