@@ -71,3 +71,8 @@ bench-failover:
 bench-activator:
     cargo build --release -p review-app-operator -p reviewapp-bench
     target/release/reviewapp-bench-activator --apps 10,100,1000
+
+# Build queue benchmark: 1000 ReviewApps created at once, without a cap and with build.maxConcurrent 10; the driver plays the Job controller (docs/benchmarks.md#build-queue-1000-apps-at-cap-10).
+bench-queue:
+    cargo build --release -p review-app-operator -p reviewapp-bench
+    target/release/reviewapp-bench --queue --apps 1000 --build-cap 10 --build-ms 50

@@ -172,6 +172,9 @@ pub struct BuildConfig {
     pub cpu_limit: String,
     /// Memory limit of the build container.
     pub memory_limit: String,
+    /// Most build Jobs running at once, across every app; `0` for no cap. At the cap, further
+    /// builds wait in a queue, first requested first started.
+    pub max_concurrent: u32,
 }
 
 /// `tls`: where the wildcard certificate comes from.
@@ -245,6 +248,7 @@ impl Default for BuildConfig {
             memory_request: "1Gi".into(),
             cpu_limit: "2".into(),
             memory_limit: "4Gi".into(),
+            max_concurrent: 0,
         }
     }
 }
@@ -418,6 +422,12 @@ impl OperatorConfig {
                 })
     }
 
+    /// The build cap: `Some(n)` when at most `n` build Jobs may run at once, `None` without a
+    /// cap (`build.maxConcurrent: 0`).
+    pub fn build_cap(&self) -> Option<usize> {
+        (self.build.max_concurrent > 0).then_some(self.build.max_concurrent as usize)
+    }
+
     /// Whether a wildcard TLS secret is configured.
     pub fn tls_enabled(&self) -> bool {
         !self.tls.secret_name.is_empty()
@@ -559,6 +569,23 @@ mod tests {
             err.to_string().contains("builder.sourceTokenSecretName"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_build_cap_is_off_by_default_and_set_by_file_or_env() {
+        assert_eq!(OperatorConfig::default().build_cap(), None);
+        let config = OperatorConfig::load(Some("build:\n  maxConcurrent: 10\n"), env(&[])).unwrap();
+        assert_eq!(config.build_cap(), Some(10));
+        let var = "REVIEWAPP_BUILD_MAX_CONCURRENT";
+        let config = OperatorConfig::load(None, env(&[(var, "3")])).unwrap();
+        assert_eq!(config.build_cap(), Some(3));
+        for bad in ["-1", "ten", "4294967296"] {
+            let err = OperatorConfig::load(None, env(&[(var, bad)])).unwrap_err();
+            assert!(err.to_string().contains(var), "{bad}: {err}");
+        }
+        let err =
+            OperatorConfig::load(Some("build:\n  maxConcurrent: -1\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("build.maxConcurrent"), "{err}");
     }
 
     #[test]

@@ -8,8 +8,14 @@ use serde::{Deserialize, Serialize};
 
 /// Condition type: the spec failed validation (`True`) or passed it (`False`).
 pub const CONDITION_INVALID: &str = "Invalid";
-/// Condition type: a build Job is running (`True`) or not (`False`).
+/// Condition type: a build Job is running, or a build waits for a slot (`True`, reason
+/// [`REASON_BUILD_RUNNING`] or [`REASON_QUEUED`]), or no build is under way (`False`).
 pub const CONDITION_BUILDING: &str = "Building";
+/// Reason of a `True` `Building` condition: the build Job runs.
+pub const REASON_BUILD_RUNNING: &str = "BuildRunning";
+/// Reason of a `True` `Building` condition: the build waits in the operator's queue for a slot
+/// (`build.maxConcurrent`); its message gives the position.
+pub const REASON_QUEUED: &str = "Queued";
 /// Condition type: a successfully built image is deployed at one replica.
 pub const CONDITION_DEPLOYED: &str = "Deployed";
 /// Condition type: `spec.config` has keys the operator does not know (`True`, naming them), which
@@ -35,6 +41,10 @@ pub struct ReviewAppStatus {
     /// When the latest build Job was started (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_started_at: Option<i64>,
+    /// When the build waiting for a slot was requested (Unix seconds): set only while it waits
+    /// in the operator's build queue (`build.maxConcurrent`), which it orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_requested_at: Option<i64>,
     /// When the latest build finished (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_finished_at: Option<i64>,

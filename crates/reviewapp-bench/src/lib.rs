@@ -24,7 +24,8 @@
 //!
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
 //! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
-//! `lifecycle` (sleeping and expiring apps), `activator` and [`github`] are the other benchmarks.
+//! `lifecycle` (sleeping and expiring apps), `activator`, `queue` (the build cap: N apps pushed
+//! at once) and [`github`] are the other benchmarks.
 
 pub mod github;
 
@@ -32,6 +33,7 @@ mod activator;
 mod failover;
 mod lifecycle;
 mod operator;
+mod queue;
 mod recorder;
 mod report;
 mod workload;
@@ -42,6 +44,7 @@ use std::time::Duration;
 pub use activator::{ActivatorOptions, ActivatorReport, activator, activator_markdown};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 pub use lifecycle::{LifecycleReport, lifecycle, lifecycle_markdown};
+pub use queue::{QueueOptions, QueueReport, QueueRun, queue, queue_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;
 

@@ -42,8 +42,9 @@ pub(crate) struct Daemon {
     cpu_at_start: f64,
 }
 
-/// The operator configuration of every run, reconciling every `tick` seconds.
-fn operator_config(tick: u64) -> OperatorConfig {
+/// The operator configuration of every run, reconciling every `tick` seconds, running at most
+/// `build_cap` builds at once (`0`: no cap).
+fn operator_config(tick: u64, build_cap: u32) -> OperatorConfig {
     let mut config = OperatorConfig {
         registry: REGISTRY.into(),
         build_namespace: BUILD_NS.into(),
@@ -52,6 +53,7 @@ fn operator_config(tick: u64) -> OperatorConfig {
     };
     config.tls.secret_name = TLS_SECRET.into();
     config.tls.secret_namespace = "default".into();
+    config.build.max_concurrent = build_cap;
     config
 }
 
@@ -70,6 +72,8 @@ pub(crate) struct Env {
     operator: Option<PathBuf>,
     /// Operators started so far (numbers the logs).
     starts: usize,
+    /// `build.maxConcurrent` of the operators started from now on (`0`: no cap).
+    pub build_cap: u32,
 }
 
 impl Env {
@@ -87,6 +91,7 @@ impl Env {
             logs: dir.to_path_buf(),
             operator,
             starts: 0,
+            build_cap: 0,
         })
     }
 
@@ -123,7 +128,7 @@ impl Env {
         let log = self.logs.join(format!("operator-{}.log", self.starts));
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let config = operator_config(tick);
+        let config = operator_config(tick, self.build_cap);
         let child = tokio::process::Command::new(binary)
             .arg("run")
             .arg("--listen")
@@ -141,6 +146,10 @@ impl Env {
                 &config.tls.secret_namespace,
             )
             .env("REVIEWAPP_RECONCILE_INTERVAL_SECONDS", tick.to_string())
+            .env(
+                "REVIEWAPP_BUILD_MAX_CONCURRENT",
+                config.build.max_concurrent.to_string(),
+            )
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -175,7 +184,7 @@ impl Env {
         let (bound, listening) = std::sync::mpsc::channel();
         let task = tokio::spawn(reviewapp_daemon::run(
             self.emulator.client(),
-            Arc::new(operator_config(tick)),
+            Arc::new(operator_config(tick, self.build_cap)),
             options,
             async move {
                 let _ = stopped.await;

@@ -45,3 +45,26 @@ async fn the_failover_driver_completes_a_tiny_run() {
     let table = reviewapp_bench::failover_markdown(&report);
     assert!(table.contains("standby reports leading"), "{table}");
 }
+
+/// The queue driver completes with the daemon in this process; the cap is never exceeded and
+/// every app is built once (no timing checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_driver_never_sees_more_builds_than_the_cap() {
+    let options = reviewapp_bench::QueueOptions {
+        apps: 6,
+        cap: 2,
+        // Long enough that all six uncapped builds overlap, however slow the machine.
+        build: Duration::from_millis(500),
+        operator: None,
+        timeout: Duration::from_secs(60),
+    };
+    let report = reviewapp_bench::queue(&options).await.unwrap();
+    let [uncapped, capped] = &report.runs[..] else {
+        panic!("two runs: {report:?}");
+    };
+    assert_eq!(capped.most_at_once, 2, "{report:?}");
+    assert!(uncapped.most_at_once > 2, "{report:?}");
+    assert_eq!((uncapped.job_creates, capped.job_creates), (6, 6));
+    let table = reviewapp_bench::queue_markdown(&report);
+    assert!(table.contains("| 2 | 2 |"), "{table}");
+}

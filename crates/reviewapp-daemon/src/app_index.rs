@@ -131,6 +131,22 @@ impl AppIndex {
         crate::awake_cap::over_cap(apps.iter().map(|app| app.as_ref()), cap)
     }
 
+    /// The apps whose status records a build waiting for a slot, with its request time
+    /// (`buildRequestedAt`): the build queue as it stood before a restart.
+    pub fn queued_builds(&self) -> Vec<(String, i64)> {
+        self.classifier
+            .objects()
+            .into_iter()
+            .filter_map(|app| {
+                let since = app
+                    .status
+                    .as_ref()
+                    .and_then(reviewapp_state::queued_since)?;
+                Some((app.metadata.name.clone()?, since))
+            })
+            .collect()
+    }
+
     /// Number of apps by `appStatus` (`none` without one); every status is present.
     pub fn count_by_status(&self) -> BTreeMap<String, i64> {
         let mut counts: BTreeMap<String, i64> = [

@@ -16,6 +16,7 @@ use reviewapp_state::{
     BuildObservation, JOB_STORE_LAG, JobState, build_job_observation, job_state,
 };
 
+use crate::build_queue::RunningBuilds;
 use crate::index::Shared;
 
 /// A build Job this process created.
@@ -204,6 +205,18 @@ impl BuildJobs {
             index.delivered(name);
         }
         build_job_observation(stored.as_deref(), index.created_ago(name, Instant::now()))
+    }
+
+    /// The build Jobs running as the store shows them, for the build cap.
+    pub fn running_builds(&self) -> RunningBuilds {
+        let jobs = self.store.state();
+        RunningBuilds::of(jobs.iter().map(|job| job.as_ref()))
+    }
+
+    /// Whether this process created build Job `name` so recently that the store may not hold
+    /// it yet.
+    pub fn just_created(&self, name: &str) -> bool {
+        self.get(name).is_none() && self.index.lock().just_created(name, Instant::now())
     }
 
     /// Records the build Jobs `plan` released and created.

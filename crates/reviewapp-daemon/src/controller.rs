@@ -1,7 +1,8 @@
 //! Wires the watches to the per-app scheduler. The build-Job, child and TLS source watches
 //! fill the [`Index`] and reconcile the apps a change concerns; once they have listed, the
-//! `ReviewApp` watch classifies its events into the index and schedules them, and the tick
-//! reconciles every app.
+//! `ReviewApp` watch classifies its events into the index and schedules them, the tick
+//! reconciles every app, and with a build cap the head of the build queue is reconciled
+//! whenever a slot frees.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +164,9 @@ impl Controller {
             self.schedule.clone(),
             ready,
         ));
+        if self.config.build_cap().is_some() {
+            tasks.spawn(build_queue(self.schedule.clone()));
+        }
         let interval = Duration::from_secs(self.config.reconcile_interval_seconds);
         tasks.spawn(tick(interval, self.schedule));
         let _ = tasks.join_next().await;
@@ -298,12 +302,17 @@ async fn build_jobs(stream: impl Stream<Item = watcher::Result<Event<Job>>>, sch
                 jobs.apply(&job);
                 continue;
             }
-            Ok(Event::Init | Event::InitDone) => continue,
+            Ok(Event::InitDone) => {
+                schedule.index.slots.job_changed();
+                continue;
+            }
+            Ok(Event::Init) => continue,
             Err(error) => {
                 tracing::warn!(%error, "build Job watch error; retrying");
                 continue;
             }
         };
+        schedule.index.slots.job_changed();
         schedule.reconcile(owner(&changed));
     }
 }
@@ -339,10 +348,29 @@ async fn review_apps(
             }
         }
         if listed {
+            let waiting = schedule.index.apps.lock().queued_builds();
+            schedule.index.slots.listed(waiting);
             ready.set(true);
             schedule.count_apps();
             schedule.reconcile(schedule.index.jobs.owners_holding());
         }
+    }
+}
+
+/// The build cap's queue: whenever a slot may have freed (a build Job finished or went, a
+/// reservation was given up, the apps were listed), the head of the queue is reconciled at once,
+/// as many apps as slots are free; each takes its slot in its handler.
+async fn build_queue(schedule: Schedule) {
+    let (slots, jobs) = (&schedule.index.slots, &schedule.index.jobs);
+    loop {
+        slots.changed().await;
+        let heads = slots.heads(jobs);
+        let (waiting, used) = slots.lengths(jobs);
+        schedule.metrics.set_build_queue(waiting, used);
+        if !heads.is_empty() {
+            tracing::debug!(apps = ?heads, "build slots free: starting the head of the queue");
+        }
+        schedule.reconcile(heads);
     }
 }
 

@@ -11,8 +11,8 @@ use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
 use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
 use reviewapp_state::{
-    AppEvent, EventKind, EventNote, LifecycleFacts, Observed, Transition, clear_reconcile_failed,
-    set_reconcile_failed, transition,
+    AppEvent, BuildSlot, EventKind, EventNote, LifecycleFacts, Observed, Transition,
+    clear_reconcile_failed, queued_since, set_reconcile_failed, transition,
 };
 
 use crate::index::Index;
@@ -156,8 +156,18 @@ impl AppHandler {
             event
         };
         let started = Instant::now();
+        let now = Timestamp::now();
         let observed = self.observe(&app, event);
-        let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
+        let mut t = transition(&app, event, &observed, &self.config, now);
+        if let Some(slot) = self.build_slot(&name, &app, event, &t) {
+            t = transition(
+                &app,
+                event,
+                &observed.clone().with_slot(slot),
+                &self.config,
+                now,
+            );
+        }
         clear_reconcile_failed(&mut t.status);
         let outcome = self.converge(&name, &app, event, &t).await;
         self.metrics.record_handled(event, started.elapsed());
@@ -166,6 +176,7 @@ impl AppHandler {
             Ok(_) => {
                 if event == AppEvent::Delete {
                     self.index.apps.lock().record_teardown(&app);
+                    self.index.slots.withdraw(&self.index.jobs, &name);
                 }
                 self.after_lifecycle(&name, &app, event, &t);
                 Ok(())
@@ -177,6 +188,53 @@ impl AppHandler {
                 Err(failed.error)
             }
         }
+    }
+
+    /// With a build cap: the build slot for the build `t` starts (`None` when it may start: the
+    /// transition stands), or, when it starts none and waits for none, the app leaves the
+    /// queue. See
+    /// [`BuildSlots`](crate::build_queue::BuildSlots).
+    fn build_slot(
+        &self,
+        name: &str,
+        app: &ReviewApp,
+        event: AppEvent,
+        t: &Transition,
+    ) -> Option<BuildSlot> {
+        self.config.build_cap()?;
+        let slots = &self.index.slots;
+        let job = match t.started_build() {
+            Some(job) if event != AppEvent::Delete => job,
+            // Still waiting (the echo of our own status write): it keeps its place. An invalid
+            // spec leaves the queue (its status still says queued), so it cannot block the head.
+            None if event != AppEvent::Delete
+                && t.spec.is_some()
+                && queued_since(&t.status).is_some() =>
+            {
+                return None;
+            }
+            _ => {
+                slots.withdraw(&self.index.jobs, name);
+                return None;
+            }
+        };
+        let requested_at = app.status.as_ref().and_then(queued_since);
+        let (slot, grant) = slots.acquire(&self.index.jobs, name, job, requested_at);
+        let (waiting, used) = slots.lengths(&self.index.jobs);
+        self.metrics.set_build_queue(waiting, used);
+        if let Some(waited) = grant.and_then(|g| g.waited) {
+            self.metrics.build_queue_wait.observe(waited.as_secs_f64());
+        }
+        if let BuildSlot::Queued { position, of } = slot {
+            tracing::info!(
+                app = name,
+                position,
+                of,
+                "build queued: every slot is taken"
+            );
+            return Some(slot);
+        }
+        None
     }
 
     /// What the transition needs besides the app: its build Job (from the Job store), which
@@ -205,6 +263,7 @@ impl AppHandler {
             build,
             job,
             missing_secrets,
+            slot: BuildSlot::Granted,
             lifecycle,
         }
     }
@@ -335,6 +394,7 @@ impl AppHandler {
         if !self.index.apps.lock().listed() {
             return Ok(());
         }
+        self.index.slots.withdraw(&self.index.jobs, name);
         self.release_unawaited(name, None).await
     }
 

@@ -1,5 +1,5 @@
 //! What the watches know, in one place: the `ReviewApp`s ([`AppIndex`]), the build Jobs
-//! ([`BuildJobs`]) and what exists of every child kind (a [`LiveIndex`]). The watch tasks write
+//! ([`BuildJobs`]), the build cap's queue ([`BuildSlots`]) and what exists of every child kind (a [`LiveIndex`]). The watch tasks write
 //! it; the handlers read it and record their own writes. Also the one lock helper ([`Shared`])
 //! and the writer of a reflector store that says when it has listed ([`ListingWriter`]).
 
@@ -15,6 +15,7 @@ use reviewapp_effects::LiveIndex;
 
 use crate::app_index::AppIndex;
 use crate::build_jobs::BuildJobs;
+use crate::build_queue::BuildSlots;
 
 /// The watch-side state every handler reads, shared by the watch tasks and the handlers.
 pub struct Index {
@@ -24,6 +25,8 @@ pub struct Index {
     pub jobs: BuildJobs,
     /// What exists of every child kind, for the effects layer and the missing env Secrets.
     pub live: Arc<dyn LiveIndex>,
+    /// The build cap and its queue (`build.maxConcurrent`).
+    pub slots: BuildSlots,
 }
 
 impl Index {
@@ -34,6 +37,7 @@ impl Index {
             apps: Shared::default(),
             jobs: BuildJobs::new(jobs, &config.build_namespace),
             live,
+            slots: BuildSlots::new(config.build_cap()),
         }
     }
 }
@@ -45,6 +49,11 @@ impl Index {
 pub struct Shared<T>(Mutex<T>);
 
 impl<T> Shared<T> {
+    /// `value`, behind its lock.
+    pub fn new(value: T) -> Self {
+        Shared(Mutex::new(value))
+    }
+
     /// The value, locked for the caller (a poisoned lock is taken over: see the type's doc).
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)

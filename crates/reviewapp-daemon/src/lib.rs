@@ -11,6 +11,7 @@ pub mod app_index;
 pub mod awake_cap;
 mod backoff;
 pub mod build_jobs;
+pub mod build_queue;
 pub mod classify;
 mod controller;
 pub mod handler;

@@ -36,6 +36,13 @@ pub struct TransitionLabels {
     pub to: String,
 }
 
+/// `outcome` label of a build's duration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `succeeded`, `failed` or `superseded` (stopped for a newer commit).
+    pub outcome: String,
+}
+
 /// `app_status` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppStatusLabel {
@@ -71,8 +78,14 @@ pub struct Metrics {
     pub builds_succeeded: Counter,
     /// Builds observed to fail.
     pub builds_failed: Counter,
-    /// Seconds from build start to the observed outcome.
-    pub build_duration: Histogram,
+    /// Seconds from build start to the observed outcome, by outcome.
+    pub build_duration: Family<OutcomeLabel, Histogram>,
+    /// Builds waiting for a slot (`build.maxConcurrent`).
+    pub build_queue_length: Gauge,
+    /// Build slots in use: build Jobs running, and slots granted whose Job is not seen yet.
+    pub builds_running: Gauge,
+    /// Seconds a build waited in the queue before its slot was granted.
+    pub build_queue_wait: Histogram,
     /// Apps by `appStatus`.
     pub apps: Family<AppStatusLabel, Gauge>,
     /// API requests sent by the effects layer, by verb, kind and status code.
@@ -102,7 +115,10 @@ impl Metrics {
         let handle_duration = Family::<EventLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
-        let build_duration = Histogram::new(exponential_buckets(10.0, 2.0, 10));
+        let build_duration = Family::<OutcomeLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(10.0, 2.0, 10))
+        });
+        let build_queue_wait = Histogram::new(exponential_buckets(0.01, 4.0, 12));
         let leader_help =
             "1 while this replica leads (holds the Lease within its renew deadline), 0 otherwise";
         Self {
@@ -129,8 +145,24 @@ impl Metrics {
             build_duration: register_with(
                 &mut r,
                 "build_duration_seconds",
-                "Seconds from build start to outcome",
+                "Seconds from build start to outcome (succeeded, failed, superseded)",
                 build_duration,
+            ),
+            build_queue_length: register(
+                &mut r,
+                "build_queue_length",
+                "Builds waiting for a slot (build.maxConcurrent)",
+            ),
+            builds_running: register(
+                &mut r,
+                "builds_running",
+                "Build slots in use: running build Jobs and slots granted whose Job is not seen yet",
+            ),
+            build_queue_wait: register_with(
+                &mut r,
+                "build_queue_wait_seconds",
+                "Seconds a build waited for a slot",
+                build_queue_wait,
             ),
             apps: register(&mut r, "apps", "ReviewApps by appStatus"),
             api_requests: register(
@@ -214,14 +246,25 @@ impl Metrics {
         if before_build == Some(BuildStatus::Building)
             && after.build_status != Some(BuildStatus::Building)
         {
-            match after.build_status {
-                Some(BuildStatus::Success) => self.builds_succeeded.inc(),
-                Some(BuildStatus::Error) => self.builds_failed.inc(),
-                _ => 0,
+            let outcome = match after.build_status {
+                Some(BuildStatus::Success) => Some((&self.builds_succeeded, "succeeded")),
+                Some(BuildStatus::Error) => Some((&self.builds_failed, "failed")),
+                _ => None,
             };
-            if let (Some(start), Some(end)) = (after.build_started_at, after.build_finished_at) {
-                self.build_duration.observe((end - start).max(0) as f64);
+            if let Some((counter, outcome)) = outcome {
+                counter.inc();
+                if let (Some(start), Some(end)) = (after.build_started_at, after.build_finished_at)
+                {
+                    self.observe_build(outcome, end - start);
+                }
             }
+        }
+        if let Some(before) = before
+            && before_build == Some(BuildStatus::Building)
+            && before.build_commit != after.build_commit
+            && let Some(start) = before.build_started_at
+        {
+            self.observe_build("superseded", unix_now() - start);
         }
         let from = status_label(before);
         let to = status_label(Some(after));
@@ -232,6 +275,22 @@ impl Metrics {
         }
     }
 
+    /// Sets the build queue's gauges: builds waiting, and slots in use.
+    pub fn set_build_queue(&self, waiting: usize, used: usize) {
+        self.build_queue_length
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.builds_running
+            .set(i64::try_from(used).unwrap_or(i64::MAX));
+    }
+
+    fn observe_build(&self, outcome: &str, seconds: i64) {
+        self.build_duration
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .observe(seconds.max(0) as f64);
+    }
+
     /// Sets the `apps` gauge: the number of apps by `appStatus`.
     pub fn set_app_counts(&self, counts: BTreeMap<String, i64>) {
         for (app_status, count) in counts {
@@ -240,6 +299,13 @@ impl Metrics {
                 .set(count);
         }
     }
+}
+
+/// The current Unix time in seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A new `M`, registered in `registry` as `name` (in the exposition order of the calls).
@@ -305,5 +371,41 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn build_durations_are_labelled_by_outcome_and_a_superseded_build_counts() {
+        let metrics = Metrics::new();
+        let running = |commit: &str| ReviewAppStatus {
+            build_status: Some(BuildStatus::Building),
+            build_commit: Some(commit.into()),
+            build_started_at: Some(unix_now() - 30),
+            ..Default::default()
+        };
+        let done = ReviewAppStatus {
+            build_status: Some(BuildStatus::Success),
+            build_finished_at: Some(unix_now()),
+            ..running("a")
+        };
+        metrics.record_status_change(Some(&running("a")), &done, &[]);
+        metrics.record_status_change(Some(&running("a")), &running("b"), &[]);
+        // A queued build that never started is no build duration.
+        let queued = ReviewAppStatus {
+            build_started_at: None,
+            ..running("b")
+        };
+        metrics.record_status_change(Some(&queued), &running("c"), &[]);
+        metrics.set_build_queue(3, 10);
+        let text = metrics.encode();
+        for line in [
+            "reviewapp_build_duration_seconds_count{outcome=\"succeeded\"} 1",
+            "reviewapp_build_duration_seconds_count{outcome=\"superseded\"} 1",
+            "reviewapp_build_queue_length 3",
+            "reviewapp_builds_running 10",
+            "# TYPE reviewapp_build_queue_wait_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(!text.contains("outcome=\"failed\""), "{text}");
     }
 }

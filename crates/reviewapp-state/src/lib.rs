@@ -21,7 +21,7 @@ pub use intent::{EventKind, EventNote, Intent, Phase, TearDown};
 pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
 pub use time::whole_seconds;
 pub use transition::lifecycle::{awake_idle_since, next_look};
-pub use transition::{Transition, transition};
+pub use transition::{Transition, queued_since, transition};
 
 use std::collections::BTreeSet;
 
@@ -93,6 +93,23 @@ impl JobState {
     };
 }
 
+/// Whether a build may start now: the daemon's answer from its build queue (the cap
+/// `build.maxConcurrent` and the apps waiting before this one), an observed fact like the build
+/// Job's outcome. Asked only when the transition would start a build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuildSlot {
+    /// The build may start: no cap, or a slot is reserved for it.
+    #[default]
+    Granted,
+    /// Every slot is taken: the build waits, at `position` (from 1) of the `of` builds waiting.
+    Queued {
+        /// Place in the queue, from 1.
+        position: usize,
+        /// How many builds wait.
+        of: usize,
+    },
+}
+
 /// Everything the daemon observed for one transition besides the `ReviewApp` itself: facts the
 /// pure transition cannot read, taken from its watch caches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,6 +123,9 @@ pub struct Observed {
     pub missing_secrets: BTreeSet<String>,
     /// What the lifecycle (waking, the awake-app cap) needs to know of the cluster.
     pub lifecycle: LifecycleFacts,
+    /// Whether a build the transition starts may start now ([`BuildSlot::Granted`] without a
+    /// cap).
+    pub slot: BuildSlot,
 }
 
 /// Facts about the cluster that waking and the awake-app cap decide on, observed by the daemon.
@@ -133,6 +153,12 @@ impl Observed {
             job,
             missing_secrets: BTreeSet::new(),
             lifecycle: LifecycleFacts::default(),
+            slot: BuildSlot::Granted,
         }
+    }
+
+    /// `self` with the build slot `slot`.
+    pub fn with_slot(self, slot: BuildSlot) -> Self {
+        Self { slot, ..self }
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! [`transition`] reads like the flow: DELETE tears down ([`delete`]); an invalid spec is
 //! reported ([`invalid`]); our own status write changes nothing; anything else converges, one
-//! named step after another: the build ([`build`]), the app's status and children (here), and
+//! named step after another: the build ([`build`], waiting for a slot: [`queue`]), the app's status and children (here), and
 //! the report of conditions, ignored keys and missing Secrets ([`report`]).
 
 mod build;
 mod delete;
 mod invalid;
 pub(crate) mod lifecycle;
+mod queue;
 mod report;
 
 use k8s_openapi::jiff::Timestamp;
@@ -24,6 +25,8 @@ use crate::intent::{EventKind, EventNote, Intent, Phase};
 use crate::time::whole_seconds;
 use crate::{AppEvent, Observed};
 use lifecycle::Annotations;
+
+pub use queue::queued_since;
 
 /// The outcome of handling one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,6 +138,9 @@ struct Draft {
     after_status: Vec<Intent>,
     /// Events, recorded after every other intent.
     events: Vec<EventNote>,
+    /// The `Building` condition's message for a build queued by this transition (its
+    /// position); `None` keeps the one on record.
+    queued_message: Option<String>,
 }
 
 impl Draft {
@@ -145,6 +151,7 @@ impl Draft {
             intents: Vec::new(),
             after_status: Vec::new(),
             events: Vec::new(),
+            queued_message: None,
         }
     }
 
@@ -237,7 +244,9 @@ fn converge(
 /// the release of a recorded one.
 fn converge_build(draft: &mut Draft, spec: &ValidatedSpec, observed: &Observed, context: &Context) {
     if draft.status.build_commit.as_deref() != Some(spec.commit.as_str()) {
-        build::start_for_new_commit(draft, spec, context);
+        build::start_for_new_commit(draft, spec, observed.slot, context);
+    } else if queue::is_queued(&draft.status) {
+        queue::start_queued(draft, spec, observed.slot, context);
     } else if matches!(
         draft.status.build_status,
         None | Some(BuildStatus::Building)

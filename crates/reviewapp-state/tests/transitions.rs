@@ -16,8 +16,8 @@ use reviewapp_api::status::{
 };
 use reviewapp_api::{AppStatus, BuildStatus, ReviewApp};
 use reviewapp_state::{
-    AppEvent, BuildObservation, BuildObservation::*, EventKind, Intent, JobState, Observed,
-    Transition, transition,
+    AppEvent, BuildObservation, BuildObservation::*, BuildSlot, EventKind, Intent, JobState,
+    Observed, Transition, transition,
 };
 
 const EVENTS: [&str; 6] = [
@@ -159,6 +159,7 @@ fn table() -> Vec<Row> {
                 "release-job test-review-app-678--c8c9aa334a",
                 "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
                 "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
+                "event Normal BuildSuperseded",
                 "event Normal BuildStarted",
             ],
             BUILDING,
@@ -287,6 +288,7 @@ fn table() -> Vec<Row> {
                 "release-job test-review-app-678--5ce6e4a15e",
                 "start-build test-review-app-678--0123456789 0123456789abcdef0123456789abcdef01234567 grossvogel/test-review-app-678:0123456789",
                 "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
+                "event Normal BuildSuperseded",
                 "event Normal BuildStarted",
             ],
             REBUILDING,
@@ -543,6 +545,124 @@ fn table() -> Vec<Row> {
             ],
             DEPLOYED,
         ),
+        // A build waiting for a slot, run with one granted: it starts (the slot table below has
+        // the same app with no slot free). A newer commit replaces it: superseded, nothing to
+        // delete (no Job existed).
+        row(
+            "queued",
+            "add",
+            Missing,
+            &[
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
+                "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
+                "event Normal BuildStarted",
+            ],
+            BUILDING,
+        ),
+        row("queued", "modify-self", Missing, &[], BUILDING),
+        row(
+            "queued",
+            "modify-commit",
+            Missing,
+            &[
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
+                "apply 0 grossvogel/test-review-app-678:5ce6e4a15e prune",
+                "event Normal BuildSuperseded",
+                "event Normal BuildStarted",
+            ],
+            BUILDING,
+        ),
+        row(
+            "queued",
+            "modify-config",
+            Missing,
+            &[
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
+                "apply 0 grossvogel/test-review-app-678:c8c9aa334a prune",
+                "event Normal BuildStarted",
+            ],
+            BUILDING,
+        ),
+        row(
+            "queued",
+            "reconcile",
+            Missing,
+            &[
+                "start-build test-review-app-678--c8c9aa334a c8c9aa334a76677aa0be4ec0ebb08484367f952d grossvogel/test-review-app-678:c8c9aa334a",
+                "apply 0 grossvogel/test-review-app-678:c8c9aa334a",
+                "event Normal BuildStarted",
+            ],
+            BUILDING,
+        ),
+        row(
+            "queued",
+            "delete",
+            Missing,
+            &[
+                "event Normal TearDown",
+                "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--c8c9aa334a",
+                "remove-finalizer",
+            ],
+            BUILDING,
+        ),
+        // The same while the previous commit serves: it keeps serving.
+        row(
+            "rebuild-queued",
+            "add",
+            Missing,
+            &[
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
+                "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
+                "event Normal BuildStarted",
+            ],
+            REBUILDING,
+        ),
+        row("rebuild-queued", "modify-self", Missing, &[], REBUILDING),
+        row(
+            "rebuild-queued",
+            "modify-commit",
+            Missing,
+            &[
+                "start-build test-review-app-678--0123456789 0123456789abcdef0123456789abcdef01234567 grossvogel/test-review-app-678:0123456789",
+                "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
+                "event Normal BuildSuperseded",
+                "event Normal BuildStarted",
+            ],
+            REBUILDING,
+        ),
+        row(
+            "rebuild-queued",
+            "modify-config",
+            Missing,
+            &[
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
+                "apply 1 grossvogel/test-review-app-678:c8c9aa334a prune",
+                "event Normal BuildStarted",
+            ],
+            REBUILDING,
+        ),
+        row(
+            "rebuild-queued",
+            "reconcile",
+            Missing,
+            &[
+                "start-build test-review-app-678--5ce6e4a15e 5ce6e4a15e2a09fe113aba79263104835bd676c2 grossvogel/test-review-app-678:5ce6e4a15e",
+                "apply 1 grossvogel/test-review-app-678:c8c9aa334a",
+                "event Normal BuildStarted",
+            ],
+            REBUILDING,
+        ),
+        row(
+            "rebuild-queued",
+            "delete",
+            Missing,
+            &[
+                "event Normal TearDown",
+                "teardown test-review-app/test-review-app-678 jobs=test-review-app-678--5ce6e4a15e",
+                "remove-finalizer",
+            ],
+            REBUILDING,
+        ),
     ]
 }
 
@@ -620,10 +740,21 @@ fn the_status_fixtures_are_what_the_transition_leaves() {
             "invalid",
             step(&with_port(&fresh(), 0), AppEvent::Add, Missing),
         ),
+        ("queued", queue_step(&fresh(), AppEvent::Add)),
+        (
+            "rebuild-queued",
+            queue_step(&with_commit(&state("deployed"), SHA2), AppEvent::Modify),
+        ),
     ];
     for (name, app) in produced {
         assert_eq!(app, state(name), "{name}");
     }
+}
+
+/// Handles `event` when no build slot is free (first of one waiting), no Job.
+fn queue_step(app: &ReviewApp, event: AppEvent) -> ReviewApp {
+    let observed = Observed::build(Missing).with_slot(BuildSlot::Queued { position: 1, of: 1 });
+    applied(app.clone(), &run(app, event, &observed))
 }
 
 #[test]
@@ -748,10 +879,16 @@ fn repeated_reconcile_keeps_status_identical() {
         if state == "fresh" || state == "legacy" || state == "building" && obs == Missing {
             continue;
         }
+        // A queued build stays queued while no slot is free, whatever its position now.
+        let slot = if state.ends_with("queued") {
+            BuildSlot::Queued { position: 3, of: 7 }
+        } else {
+            BuildSlot::Granted
+        };
         let t = transition(
             &app,
             AppEvent::Reconcile,
-            &Observed::build(obs.clone()),
+            &Observed::build(obs.clone()).with_slot(slot),
             &config(),
             later,
         );

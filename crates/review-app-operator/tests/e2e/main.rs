@@ -10,10 +10,12 @@
 
 mod failover;
 mod github;
+mod queue;
 mod sleep_expiry;
 mod world;
 
 use github::pull_request_lifecycle;
+use queue::{queue_and_cap, restart_with_a_queue, superseded_build};
 
 use serde_json::json;
 use world::{APP_NS, BUILD_NS, World, eventually};
@@ -91,6 +93,22 @@ scenario!(
     missing_env_secret_on_emulator,
     missing_env_secret_on_cluster,
     missing_env_secret
+);
+
+scenario!(
+    build_queue_on_emulator,
+    build_queue_on_cluster,
+    queue_and_cap
+);
+scenario!(
+    build_queue_restart_on_emulator,
+    build_queue_restart_on_cluster,
+    restart_with_a_queue
+);
+scenario!(
+    superseded_build_on_emulator,
+    superseded_build_on_cluster,
+    superseded_build
 );
 
 scenario!(

@@ -126,6 +126,14 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         "build.memoryLimit",
         |c, _, v| set(&mut c.build.memory_limit, v),
     ),
+    (
+        "REVIEWAPP_BUILD_MAX_CONCURRENT",
+        "build.maxConcurrent",
+        |c, var, v| {
+            c.build.max_concurrent = number(var, v)?;
+            Ok(())
+        },
+    ),
     ("REVIEWAPP_TLS_SECRET_NAME", "tls.secretName", |c, _, v| {
         set(&mut c.tls.secret_name, v)
     }),

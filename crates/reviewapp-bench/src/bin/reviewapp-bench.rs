@@ -1,7 +1,8 @@
 //! `reviewapp-bench`: runs the real operator (`review-app-operator run`, a child process)
 //! against the in-process API emulator at each N and prints a markdown table. See the crate
 //! documentation for the phases, and docs/benchmarks.md for the results. With `--failover`, it
-//! measures leader failover instead (two replicas; the leader killed, then API outages).
+//! measures leader failover instead (two replicas; the leader killed, then API outages); with
+//! `--queue`, the build cap (N apps created at once, without a cap and with `--build-cap`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use reviewapp_bench::{
-    BenchOptions, FailoverOptions, failover, failover_markdown, lifecycle, lifecycle_markdown,
-    markdown, request_breakdown, run,
+    BenchOptions, FailoverOptions, QueueOptions, failover, failover_markdown, lifecycle,
+    lifecycle_markdown, markdown, queue, queue_markdown, request_breakdown, run,
 };
 
 #[derive(Parser)]
@@ -55,6 +56,16 @@ struct Args {
     /// Failover: the replicas' --retry-period-seconds.
     #[arg(long, default_value_t = 2)]
     retry_period_seconds: u64,
+    /// Measure the build queue instead: the first of --apps apps created at once, without a
+    /// cap and with --build-cap.
+    #[arg(long)]
+    queue: bool,
+    /// Queue: `build.maxConcurrent`.
+    #[arg(long, default_value_t = 10)]
+    build_cap: u32,
+    /// Queue: how long each build runs, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    build_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,6 +125,20 @@ fn main() -> anyhow::Result<()> {
             reports.push(report);
         }
         print!("{}", lifecycle_markdown(&reports));
+        return Ok(());
+    }
+    if args.queue {
+        let options = QueueOptions {
+            apps: args.apps.first().copied().unwrap_or(1000),
+            cap: args.build_cap,
+            build: Duration::from_millis(args.build_ms),
+            operator,
+            timeout: Duration::from_secs(args.timeout_seconds),
+        };
+        let report = runtime
+            .block_on(queue(&options))
+            .context("the queue benchmark")?;
+        print!("{}", queue_markdown(&report));
         return Ok(());
     }
     let mut reports = Vec::new();

@@ -4,16 +4,22 @@
 use reviewapp_api::names::short_sha;
 use reviewapp_api::{BuildStatus, ValidatedSpec};
 
-use super::{Context, Draft, note};
+use super::{Context, Draft, note, queue};
 use crate::intent::{EventKind, Intent};
-use crate::{BuildObservation, JobState, Observed};
+use crate::{BuildObservation, BuildSlot, JobState, Observed};
 
 /// First build, or a new commit (possibly missed while the operator was down): build it while
-/// whatever is deployed keeps serving. A superseded build is cancelled, not deployed: its Job is
-/// deleted and released.
-pub(super) fn start_for_new_commit(draft: &mut Draft, spec: &ValidatedSpec, context: &Context) {
+/// whatever is deployed keeps serving, or queue it when no build slot is free. A superseded
+/// build is cancelled, not deployed: its Job is deleted and released, and a Normal Event says
+/// so.
+pub(super) fn start_for_new_commit(
+    draft: &mut Draft,
+    spec: &ValidatedSpec,
+    slot: BuildSlot,
+    context: &Context,
+) {
     let job = spec.names.build_job(&spec.commit);
-    let image = spec.names.image(&context.config.registry, &spec.commit);
+    queue::report_superseded(draft, spec);
     if let Some(old) = draft
         .status
         .build_job_name
@@ -25,6 +31,20 @@ pub(super) fn start_for_new_commit(draft: &mut Draft, spec: &ValidatedSpec, cont
             .push(Intent::DeleteBuildJob { name: old.clone() });
         draft.intents.push(Intent::ReleaseBuildJob { name: old });
     }
+    draft.status.build_commit = Some(spec.commit.clone());
+    draft.status.build_finished_at = None;
+    draft.status.message = None;
+    match slot {
+        BuildSlot::Granted => start(draft, spec, context),
+        BuildSlot::Queued { position, of } => queue::enqueue(draft, spec, (position, of), context),
+    }
+}
+
+/// Starts the build of the spec's commit: its Job, a Normal Event, and the status of a running
+/// build.
+pub(super) fn start(draft: &mut Draft, spec: &ValidatedSpec, context: &Context) {
+    let job = spec.names.build_job(&spec.commit);
+    let image = spec.names.image(&context.config.registry, &spec.commit);
     draft.intents.push(Intent::StartBuild {
         job_name: job.clone(),
         commit: spec.commit.clone(),
@@ -46,6 +66,7 @@ pub(super) fn start_for_new_commit(draft: &mut Draft, spec: &ValidatedSpec, cont
     status.build_job_name = Some(job);
     status.image = Some(image);
     status.build_started_at = Some(context.now.as_second());
+    status.build_requested_at = None;
     status.build_finished_at = None;
     status.message = None;
 }
@@ -86,7 +107,14 @@ pub(super) fn apply_observation(
             draft.intents.push(Intent::ReleaseBuildJob {
                 name: awaited.job.clone(),
             });
-            restart(draft, awaited, "was deleted before it finished", context);
+            restart(
+                draft,
+                spec,
+                awaited,
+                "was deleted before it finished",
+                observed.slot,
+                context,
+            );
         }
         // Running, or being deleted by someone else's hold: wait (once it is gone, it is
         // Missing and starts again).
@@ -100,27 +128,47 @@ pub(super) fn apply_observation(
             };
             failed(draft, awaited, &why, job, context);
         }
-        BuildObservation::Missing => {
-            restart(draft, awaited, "vanished before it finished", context)
-        }
+        BuildObservation::Missing => restart(
+            draft,
+            spec,
+            awaited,
+            "vanished before it finished",
+            observed.slot,
+            context,
+        ),
     }
 }
 
-/// Starts the awaited build again under the same name, with a Warning saying what became of its
-/// Job.
-fn restart(draft: &mut Draft, awaited: Awaited, what_happened: &str, context: &Context) {
+/// Starts the awaited build again under the same name (or queues it when no build slot is
+/// free), with a Warning saying what became of its Job.
+fn restart(
+    draft: &mut Draft,
+    spec: &ValidatedSpec,
+    awaited: Awaited,
+    what_happened: &str,
+    slot: BuildSlot,
+    context: &Context,
+) {
     let Awaited { job, commit, image } = awaited;
+    let then = match slot {
+        BuildSlot::Granted => "starting it again",
+        BuildSlot::Queued { .. } => "it waits for a build slot to start again",
+    };
+    draft.events.push(note(
+        EventKind::Warning,
+        "BuildRestarted",
+        "Build",
+        format!("build Job {job} {what_happened}; {then}"),
+    ));
+    if let BuildSlot::Queued { position, of } = slot {
+        queue::enqueue(draft, spec, (position, of), context);
+        return;
+    }
     draft.intents.push(Intent::StartBuild {
         job_name: job.clone(),
         commit,
         image,
     });
-    draft.events.push(note(
-        EventKind::Warning,
-        "BuildRestarted",
-        "Build",
-        format!("build Job {job} {what_happened}; starting it again"),
-    ));
     let status = &mut draft.status;
     status.build_status = Some(BuildStatus::Building);
     status.build_job_name = Some(job);

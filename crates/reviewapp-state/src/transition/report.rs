@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use reviewapp_api::names::short_sha;
 use reviewapp_api::status::{
     CONDITION_BUILDING, CONDITION_DEPLOYED, CONDITION_IGNORED_KEYS, CONDITION_INVALID,
-    CONDITION_MISSING_SECRETS,
+    CONDITION_MISSING_SECRETS, REASON_BUILD_RUNNING, REASON_QUEUED,
 };
 use reviewapp_api::{BuildStatus, ReviewAppStatus, ValidatedSpec};
 
-use super::{Context, Draft, note};
+use super::{Context, Draft, note, queue};
 use crate::Observed;
 use crate::conditions;
 use crate::intent::{EventKind, EventNote};
@@ -32,7 +32,8 @@ pub(super) fn report(
         (false, "Valid", "the spec is valid".into()),
         context,
     );
-    set(status, CONDITION_BUILDING, building(status), context);
+    let building = building(status, draft.queued_message.as_deref());
+    set(status, CONDITION_BUILDING, building, context);
     set(status, CONDITION_DEPLOYED, deployed(status), context);
     let ignored = ignored_keys(spec);
     draft
@@ -64,8 +65,8 @@ fn set(status: &mut ReviewAppStatus, type_: &str, verdict: Verdict, context: &Co
     );
 }
 
-/// `Building`: `True` while a build runs.
-fn building(status: &ReviewAppStatus) -> Verdict {
+/// `Building`: `True` while a build runs or waits for a slot.
+fn building(status: &ReviewAppStatus, queued: Option<&str>) -> Verdict {
     let commit = status
         .build_commit
         .as_deref()
@@ -73,9 +74,12 @@ fn building(status: &ReviewAppStatus) -> Verdict {
         .unwrap_or_default();
     let job = status.build_job_name.as_deref().unwrap_or_default();
     match status.build_status {
+        Some(BuildStatus::Building) if queue::is_queued(status) => {
+            (true, REASON_QUEUED, queue::queued_message(status, queued))
+        }
         Some(BuildStatus::Building) | None => (
             true,
-            "BuildRunning",
+            REASON_BUILD_RUNNING,
             format!("building commit {commit} in Job {job}"),
         ),
         Some(BuildStatus::Success) => (false, "BuildSucceeded", format!("commit {commit} built")),

@@ -29,10 +29,12 @@ pub const IMG2: &str = "grossvogel/test-review-app-678:5ce6e4a15e";
 pub const IMG3: &str = "grossvogel/test-review-app-678:0123456789";
 
 pub fn config() -> OperatorConfig {
-    OperatorConfig {
+    let mut config = OperatorConfig {
         registry: "grossvogel".into(),
         ..OperatorConfig::default()
-    }
+    };
+    config.build.max_concurrent = 2;
+    config
 }
 
 pub fn now() -> Timestamp {
@@ -120,6 +122,8 @@ pub fn states() -> Vec<(&'static str, ReviewApp)> {
         ("failed-rebuild", failed_rebuild()),
         ("invalid", invalid()),
         ("legacy", legacy()),
+        ("queued", queued()),
+        ("rebuild-queued", rebuild_queued()),
     ]
 }
 
@@ -238,6 +242,53 @@ pub fn deployed() -> ReviewApp {
                 (false, "BuildSucceeded", "commit c8c9aa334a built"),
                 (up, reason, &message),
             ),
+            ..ReviewAppStatus::default()
+        },
+    )
+}
+
+/// The `Building` condition's message of a build queued first of one.
+pub const QUEUED_FIRST: &str =
+    "waiting for a build slot: position 1 of 1 when queued; at most 2 builds run at once";
+
+/// The first build waits for a build slot (queued first of one): no Job yet.
+pub fn queued() -> ReviewApp {
+    handled(
+        fresh(),
+        ReviewAppStatus {
+            app_status: Some(AppStatus::Building),
+            build_status: Some(BuildStatus::Building),
+            build_requested_at: Some(now().as_second()),
+            build_commit: Some(SHA1.into()),
+            image: Some(IMG1.into()),
+            url: Some(URL.into()),
+            observed_generation: Some(1),
+            conditions: valid_conditions(
+                1,
+                (true, "Queued", QUEUED_FIRST),
+                (false, "AwaitingBuild", "waiting for the first build"),
+            ),
+            ..ReviewAppStatus::default()
+        },
+    )
+}
+
+/// Deployed at `SHA1`; the build of `SHA2` (generation 2) waits for a slot.
+pub fn rebuild_queued() -> ReviewApp {
+    let (up, reason, message) = serving(IMG1);
+    handled(
+        with_commit(&fresh(), SHA2),
+        ReviewAppStatus {
+            app_status: Some(AppStatus::Deployed),
+            build_status: Some(BuildStatus::Building),
+            build_requested_at: Some(now().as_second()),
+            build_commit: Some(SHA2.into()),
+            image: Some(IMG2.into()),
+            deployed_commit: Some(SHA1.into()),
+            deployed_image: Some(IMG1.into()),
+            url: Some(URL.into()),
+            observed_generation: Some(2),
+            conditions: valid_conditions(2, (true, "Queued", QUEUED_FIRST), (up, reason, &message)),
             ..ReviewAppStatus::default()
         },
     )
