@@ -10,12 +10,16 @@
 //! ([`build_job_observation`]), the `ReconcileFailed` condition of a failed attempt
 //! ([`set_reconcile_failed`]), and the status's clock resolution ([`whole_seconds`]).
 
+mod build_log;
 mod conditions;
 mod intent;
 mod observe;
 mod time;
 mod transition;
 
+pub use build_log::{
+    FailureLog, REDACTED, TAIL_BYTES, TAIL_LINES, sanitise, secret_values, tail, wants_failure_log,
+};
 pub use conditions::{clear_reconcile_failed, set_reconcile_failed};
 pub use intent::{EventKind, EventNote, Intent, TearDown};
 pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
@@ -103,6 +107,9 @@ pub struct Observed {
     /// Names of the app's env Secrets (`envSecret`, `env.secrets`) that do not exist in its
     /// namespace. Empty when nothing is known (a cache not synced yet).
     pub missing_secrets: BTreeSet<String>,
+    /// What the failing container's log says, read only when the build Job failed and the
+    /// status does not record that yet ([`wants_failure_log`]); `None` when it was not read.
+    pub failure_log: Option<FailureLog>,
 }
 
 impl Observed {
@@ -118,6 +125,7 @@ impl Observed {
             build,
             job,
             missing_secrets: BTreeSet::new(),
+            failure_log: None,
         }
     }
 }

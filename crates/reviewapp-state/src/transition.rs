@@ -7,6 +7,7 @@
 
 mod build;
 mod delete;
+mod failure_log;
 mod invalid;
 mod report;
 

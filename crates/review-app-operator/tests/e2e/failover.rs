@@ -214,7 +214,11 @@ async fn failover_through(outage: Outage) {
     })
     .await;
     let survivor = survivor.lock().unwrap().expect("a standby leads");
-    let standby = if survivor == r2.name { r1b.name } else { r2.name };
+    let standby = if survivor == r2.name {
+        r1b.name
+    } else {
+        r2.name
+    };
     sampler.abort();
     let _ = sampler.await;
 
