@@ -185,6 +185,7 @@ mod openapi;
 mod outage;
 mod pages;
 mod patch;
+mod pods;
 mod prune;
 mod resource;
 mod route;
