@@ -1,5 +1,6 @@
-//! One app event, end to end: observe its build Job and env Secrets → transition → render →
-//! execute → status → what waits for the status (releasing a finished build Job).
+//! One app event, end to end: observe its build Job, env Secrets (and a failed build's log) →
+//! transition → render → execute → status → what waits for the status (releasing a finished
+//! build Job).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use reviewapp_state::{
     set_reconcile_failed, transition,
 };
 
+use crate::failure_log;
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::status::status_label;
@@ -137,7 +139,10 @@ impl AppHandler {
             event
         };
         let started = Instant::now();
-        let observed = self.observe(&app, event);
+        let mut observed = self.observe(&app, event);
+        if event != AppEvent::Delete {
+            failure_log::observe(&self.effects, &self.config, &app, &mut observed).await;
+        }
         let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
         clear_reconcile_failed(&mut t.status);
         let outcome = self.converge(&name, &app, event, &t).await;
@@ -178,6 +183,7 @@ impl AppHandler {
             build,
             job,
             missing_secrets,
+            failure_log: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod backoff;
 pub mod build_jobs;
 pub mod classify;
 mod controller;
+mod failure_log;
 pub mod handler;
 pub mod health;
 pub mod index;
