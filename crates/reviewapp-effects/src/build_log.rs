@@ -7,6 +7,7 @@
 //! redacted (the push Secret, the source token Secret), and one `get` of the `log` subresource.
 
 use futures::AsyncReadExt;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams};
 use reviewapp_state::{FailureLog, TAIL_LINES, sanitise, secret_values};
@@ -138,9 +139,15 @@ impl Effects {
         for name in names.iter().filter(|n| !n.is_empty()) {
             match self.send(Verb::Get, "Secret", || api.get_opt(name)).await {
                 Ok(Some(secret)) => {
-                    values.extend(secret_values(&secret.data.unwrap_or_default()));
-                    let strings = secret.string_data.unwrap_or_default();
-                    values.extend(strings.into_values().filter(|v| v.len() >= 4));
+                    // A server answers `data` only; `stringData` too, in case one does not.
+                    let mut data = secret.data.unwrap_or_default();
+                    for (key, value) in secret.string_data.unwrap_or_default() {
+                        data.insert(
+                            format!("{key} (stringData)"),
+                            ByteString(value.into_bytes()),
+                        );
+                    }
+                    values.extend(secret_values(&data));
                 }
                 Ok(None) => {}
                 Err(err) => {
