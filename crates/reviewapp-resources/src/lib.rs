@@ -9,6 +9,7 @@
 //! CloudNativePG) and [`db_copy`]; [`meta`] holds the labels and owner reference they share.
 //! Every name comes from [`AppNames`](reviewapp_api::names::AppNames), never re-derived here.
 
+pub mod build_cache;
 pub mod build_job;
 mod child;
 pub mod database;
