@@ -27,7 +27,8 @@ fn registry(config: &OperatorConfig) -> &str {
 }
 
 /// `buildctl build` arguments for the cache: none when it is disabled; else one
-/// `--export-cache` to the app's reference (`mode=max`: every stage's layers) and one
+/// `--export-cache` to the app's reference (`mode=max`: every stage's layers;
+/// `ignore-error=true`: a cache that cannot be pushed does not fail the build) and one
 /// `--import-cache` from it and from each `importFrom` entry.
 pub(crate) fn buildkit_args(config: &OperatorConfig, names: &AppNames) -> Vec<String> {
     let cache = &config.build.cache;
@@ -42,7 +43,7 @@ pub(crate) fn buildkit_args(config: &OperatorConfig, names: &AppNames) -> Vec<St
     let own = buildkit_cache_ref(config, names);
     let mut args = vec![
         "--export-cache".to_string(),
-        format!("type=registry,ref={own},mode=max{insecure}"),
+        format!("type=registry,ref={own},mode=max,ignore-error=true{insecure}"),
         "--import-cache".to_string(),
         format!("type=registry,ref={own}{insecure}"),
     ];

@@ -553,7 +553,7 @@ fn the_registry_cache_adds_only_its_flags_to_either_builder() {
                 BuilderKind::Buildkit => {
                     let own = "registry.example/review/test-review-app-678:buildcache";
                     let mut expected = format!(
-                        "--export-cache type=registry,ref={own},mode=max --import-cache type=registry,ref={own}"
+                        "--export-cache type=registry,ref={own},mode=max,ignore-error=true --import-cache type=registry,ref={own}"
                     );
                     for reference in &import_from {
                         expected
