@@ -23,11 +23,13 @@
 //! Phases 1–4 and 7 make one full lifecycle per app; their requests are counted per app.
 //!
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
-//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`
-//! and [`github`] are the other two benchmarks.
+//! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
+//! `failed_builds` (the cost of reading why builds failed) and [`github`] are the other
+//! benchmarks.
 
 pub mod github;
 
+mod failed_builds;
 mod failover;
 mod operator;
 mod recorder;
@@ -37,6 +39,9 @@ mod workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use failed_builds::{
+    FailedBuildsOptions, FailedBuildsReport, failed_builds, failed_builds_markdown,
+};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;

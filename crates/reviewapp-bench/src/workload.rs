@@ -30,7 +30,13 @@ impl App {
         format!("test-review-app-{}", self.pr)
     }
 
-    fn job(&self, commit: &str) -> String {
+    /// The ReviewApp's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The build Job of `commit`.
+    pub(crate) fn job(&self, commit: &str) -> String {
         format!("test-review-app-{}--{}", self.pr, &commit[..10])
     }
 

@@ -15,7 +15,7 @@ use reviewapp_state::{
     set_reconcile_failed, transition,
 };
 
-use crate::failure_log;
+use crate::failure_log::FailureLogs;
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::status::status_label;
@@ -70,6 +70,8 @@ pub struct AppHandler {
     index: Arc<Index>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
+    /// The failed builds' logs read so far.
+    failure_logs: FailureLogs,
 }
 
 /// What was written (in order) and how many actions were skipped.
@@ -116,6 +118,7 @@ impl AppHandler {
             index,
             metrics,
             listener: None,
+            failure_logs: FailureLogs::default(),
         }
     }
 
@@ -141,7 +144,15 @@ impl AppHandler {
         let started = Instant::now();
         let mut observed = self.observe(&app, event);
         if event != AppEvent::Delete {
-            failure_log::observe(&self.effects, &self.config, &app, &mut observed).await;
+            self.failure_logs
+                .observe(
+                    &self.effects,
+                    &self.config,
+                    &self.index.jobs,
+                    &app,
+                    &mut observed,
+                )
+                .await;
         }
         let mut t = transition(&app, event, &observed, &self.config, Timestamp::now());
         clear_reconcile_failed(&mut t.status);
