@@ -106,12 +106,6 @@ pub async fn failed_builds(options: &FailedBuildsOptions) -> anyhow::Result<Fail
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let requests: Vec<RequestRecord> = handle.requests();
-    eprintln!(
-        "DBG n={} total={} logs={}",
-        apps.len(),
-        requests.len(),
-        requests.iter().filter(|r| r.path.ends_with("/log")).count()
-    );
     let n = apps.len() as f64;
     let count =
         |p: &dyn Fn(&RequestRecord) -> bool| requests.iter().filter(|r| p(r)).count() as f64 / n;
