@@ -66,11 +66,10 @@ fn is_path_component(s: &str) -> bool {
             previous_separator = None;
             continue;
         }
-        let ok = match (previous_separator, *b) {
-            (None, b'.' | b'_' | b'-') => true,
-            (Some(b'_'), b'_') | (Some(b'-'), b'-') => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (previous_separator, *b),
+            (None, b'.' | b'_' | b'-') | (Some(b'_'), b'_') | (Some(b'-'), b'-')
+        );
         if !ok {
             return false;
         }

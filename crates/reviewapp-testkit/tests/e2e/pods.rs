@@ -85,6 +85,22 @@ async fn a_job_gets_a_pod_owned_by_it() {
     );
 }
 
+async fn log_of(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    tail_lines: Option<i64>,
+    limit_bytes: Option<i64>,
+) -> Result<String, kube::Error> {
+    let params = LogParams {
+        container: Some(container.into()),
+        tail_lines,
+        limit_bytes,
+        ..LogParams::default()
+    };
+    pods.logs(pod, &params).await
+}
+
 #[tokio::test]
 async fn a_failed_job_names_the_failing_container_and_serves_its_log() {
     let (_emulator, client, handle) = start().await;
@@ -132,28 +148,9 @@ async fn a_failed_job_names_the_failing_container_and_serves_its_log() {
     let job = jobs.get("b2").await.unwrap();
     assert_eq!(job.status.unwrap().failed, Some(2));
 
-    let tail = pods
-        .logs(
-            &name,
-            &LogParams {
-                container: Some("unpack".into()),
-                tail_lines: Some(3),
-                ..LogParams::default()
-            },
-        )
-        .await
-        .unwrap();
+    let tail = log_of(&pods, &name, "unpack", Some(3), None).await.unwrap();
     assert_eq!(tail, "step 48\nstep 49\nstep 50\n");
-    let limited = pods
-        .logs(
-            &name,
-            &LogParams {
-                container: Some("unpack".into()),
-                tail_lines: Some(3),
-                limit_bytes: Some(10),
-                ..LogParams::default()
-            },
-        )
+    let limited = log_of(&pods, &name, "unpack", Some(3), Some(10))
         .await
         .unwrap();
     assert_eq!(limited, "step 48\nst");
