@@ -193,6 +193,70 @@ fn plan_honours_config_file_and_environment() {
 }
 
 #[test]
+fn plan_shows_the_registry_cache_flags_of_either_builder() {
+    let dir = tempdir();
+    let config = dir.join("cache.yaml");
+    let plan = |env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_review-app-operator"))
+            .args([
+                "plan",
+                "-f",
+                "dev/samples/reviewapp.yaml",
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .envs(env.iter().copied())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    std::fs::write(
+        &config,
+        "registry: registry.example/review\nbuild:\n  cache:\n    enabled: true\n    importFrom: [registry.example/review/main:buildcache]\n",
+    )
+    .unwrap();
+    let text = plan(&[]);
+    for flag in [
+        "type=registry,ref=registry.example/review/test-review-app-678:buildcache,mode=max,ignore-error=true",
+        "type=registry,ref=registry.example/review/main:buildcache",
+    ] {
+        assert!(text.contains(flag), "{flag}:\n{text}");
+    }
+    std::fs::write(
+        &config,
+        "registry: registry.example/review\nbuilder:\n  kind: kaniko\n",
+    )
+    .unwrap();
+    let text = plan(&[("REVIEWAPP_BUILD_CACHE_ENABLED", "true")]);
+    assert!(
+        text.contains("--cache-repo=registry.example/review/test-review-app-678/cache"),
+        "{text}"
+    );
+    let text = plan(&[]);
+    assert!(!text.contains("cache"), "disabled by default:\n{text}");
+}
+
+#[test]
+fn a_bad_cache_setting_stops_the_start_naming_the_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_review-app-operator"))
+        .args(["config"])
+        .env("REVIEWAPP_BUILD_CACHE_ENABLED", "true")
+        .env_remove("REVIEWAPP_CONFIG")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("build.cache.enabled"), "{stderr}");
+}
+
+#[test]
 fn a_bad_config_file_is_an_error_naming_the_key() {
     let dir = tempdir();
     let config = dir.join("config.yaml");

@@ -1,10 +1,12 @@
 //! Operator configuration: defaults, overridden by a YAML file, overridden by `REVIEWAPP_*`
 //! environment variables. Pure: the caller supplies the file text and an environment lookup.
 
+mod build_cache;
 mod env;
 
 use serde::{Deserialize, Serialize};
 
+pub use build_cache::{BuildCacheConfig, is_image_reference, is_registry_prefix};
 pub use env::ENV_VARS;
 
 /// Everything the operator needs to know about its cluster. See `docs/configuration.md`.
@@ -175,6 +177,8 @@ pub struct BuildConfig {
     /// Most build Jobs running at once, across every app; `0` for no cap. At the cap, further
     /// builds wait in a queue, first requested first started.
     pub max_concurrent: u32,
+    /// The registry build cache.
+    pub cache: BuildCacheConfig,
 }
 
 /// `tls`: where the wildcard certificate comes from.
@@ -249,6 +253,7 @@ impl Default for BuildConfig {
             cpu_limit: "2".into(),
             memory_limit: "4Gi".into(),
             max_concurrent: 0,
+            cache: BuildCacheConfig::default(),
         }
     }
 }
@@ -353,6 +358,7 @@ impl OperatorConfig {
             );
         }
         self.check_lifecycle()?;
+        self.check_build_cache()?;
         let token_secret = &self.builder.source_token_secret_name;
         if !token_secret.is_empty() && !crate::names::is_dns_subdomain(token_secret) {
             return invalid(
@@ -470,12 +476,15 @@ mod tests {
 
     #[test]
     fn every_env_var_is_applied() {
+        // A registry, which `build.cache.enabled` needs.
+        let file = "registry: registry.example\n";
+        let base = OperatorConfig::load(Some(file), env(&[])).unwrap();
         for (var, key, _) in ENV_VARS {
             let changed = ["kaniko", "7", "ns-x", "x1,x2", "true", "7d"]
                 .iter()
                 .any(|value| {
-                    OperatorConfig::load(None, env(&[(var, value)]))
-                        .is_ok_and(|config| config != OperatorConfig::default())
+                    OperatorConfig::load(Some(file), env(&[(var, value)]))
+                        .is_ok_and(|config| config != base)
                 });
             assert!(changed, "{var} ({key}) changed nothing");
         }
@@ -600,5 +609,54 @@ mod tests {
         assert!(config.namespace_allowed("test-review-app"));
         assert!(!config.namespace_allowed("kube-system"));
         assert!(!config.namespace_allowed("test-review-app-2"));
+    }
+
+    #[test]
+    fn invalid_cache_settings_name_the_key() {
+        let cases = [
+            (
+                "build:\n  cache:\n    enabled: true\n",
+                "build.cache.enabled",
+            ),
+            (
+                "registry: 'registry.example/x,push=false'\nbuild:\n  cache:\n    enabled: true\n",
+                "build.cache.enabled",
+            ),
+            (
+                "registry: registry.example\nbuild:\n  cache:\n    enabled: true\n    importFrom: ['registry.example/main:buildcache,mode=max']\n",
+                "build.cache.importFrom",
+            ),
+            (
+                "registry: registry.example\nbuilder:\n  kind: kaniko\nbuild:\n  cache:\n    enabled: true\n    importFrom: [registry.example/main/cache]\n",
+                "build.cache.importFrom",
+            ),
+            ("build:\n  cache:\n    enabeld: true\n", "enabeld"),
+        ];
+        for (file, key) in cases {
+            let err = OperatorConfig::load(Some(file), env(&[])).unwrap_err();
+            assert!(err.to_string().contains(key), "{file}: {err}");
+        }
+        let err = OperatorConfig::load(
+            Some("registry: registry.example\n"),
+            env(&[
+                ("REVIEWAPP_BUILD_CACHE_ENABLED", "true"),
+                (
+                    "REVIEWAPP_BUILD_CACHE_IMPORT_FROM",
+                    "ok.example/a:b, bad ref",
+                ),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("build.cache.importFrom"), "{err}");
+        let config = OperatorConfig::load(
+            Some("registry: registry.example/review\nbuild:\n  cache:\n    enabled: true\n    importFrom: [registry.example/review/main:buildcache]\n"),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(config.build.cache.enabled);
+        assert_eq!(
+            config.build.cache.import_from,
+            ["registry.example/review/main:buildcache"]
+        );
     }
 }

@@ -25,11 +25,13 @@
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
 //! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
 //! `lifecycle` (sleeping and expiring apps), `activator`, `queue` (the build cap: N apps pushed
-//! at once) and [`github`] are the other benchmarks.
+//! at once), `failed_builds` (the cost of reading why builds failed) and [`github`] are the other
+//! benchmarks.
 
 pub mod github;
 
 mod activator;
+mod failed_builds;
 mod failover;
 mod lifecycle;
 mod operator;
@@ -42,6 +44,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use activator::{ActivatorOptions, ActivatorReport, activator, activator_markdown};
+pub use failed_builds::{
+    FailedBuildsOptions, FailedBuildsReport, failed_builds, failed_builds_markdown,
+};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
 pub use lifecycle::{LifecycleReport, lifecycle, lifecycle_markdown};
 pub use queue::{QueueOptions, QueueReport, QueueRun, queue, queue_markdown};

@@ -30,6 +30,12 @@ impl App {
         format!("test-review-app-{}", self.pr)
     }
 
+    /// The ReviewApp's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The build Job of `commit`.
     pub(crate) fn job(&self, commit: &str) -> String {
         format!("test-review-app-{}--{}", self.pr, &commit[..10])
     }

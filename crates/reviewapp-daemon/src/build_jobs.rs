@@ -182,6 +182,11 @@ impl BuildJobs {
             .get(&ObjectRef::new(name).within(&self.namespace))
     }
 
+    /// The uid of the build Job `name` as the Job watch's store holds it.
+    pub fn uid(&self, name: &str) -> Option<String> {
+        self.get(name).and_then(|job| job.metadata.uid.clone())
+    }
+
     /// The Job watch delivered `job` (listed or changed).
     pub fn apply(&self, job: &Job) {
         self.index.lock().apply(job, Instant::now());

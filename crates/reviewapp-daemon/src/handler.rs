@@ -1,5 +1,6 @@
-//! One app event, end to end: observe its build Job and env Secrets → transition → render →
-//! execute → status → what waits for the status (releasing a finished build Job).
+//! One app event, end to end: observe its build Job, env Secrets (and a failed build's log) →
+//! transition → render → execute → status → what waits for the status (releasing a finished
+//! build Job).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use reviewapp_state::{
     clear_reconcile_failed, queued_since, set_reconcile_failed, transition,
 };
 
+use crate::failure_log::FailureLogs;
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::status::status_label;
@@ -80,6 +82,8 @@ pub struct AppHandler {
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
     wakeups: Option<Wakeups>,
+    /// The failed builds' logs read so far.
+    failure_logs: FailureLogs,
 }
 
 /// What was written (in order) and how many actions were skipped.
@@ -127,6 +131,7 @@ impl AppHandler {
             metrics,
             listener: None,
             wakeups: None,
+            failure_logs: FailureLogs::default(),
         }
     }
 
@@ -157,7 +162,18 @@ impl AppHandler {
         };
         let started = Instant::now();
         let now = Timestamp::now();
-        let observed = self.observe(&app, event);
+        let mut observed = self.observe(&app, event);
+        if event != AppEvent::Delete {
+            self.failure_logs
+                .observe(
+                    &self.effects,
+                    &self.config,
+                    &self.index.jobs,
+                    &app,
+                    &mut observed,
+                )
+                .await;
+        }
         let mut t = transition(&app, event, &observed, &self.config, now);
         if let Some(slot) = self.build_slot(&name, &app, event, &t) {
             t = transition(
@@ -263,6 +279,7 @@ impl AppHandler {
             build,
             job,
             missing_secrets,
+            failure_log: None,
             slot: BuildSlot::Granted,
             lifecycle,
         }

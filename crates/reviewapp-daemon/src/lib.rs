@@ -14,6 +14,7 @@ pub mod build_jobs;
 pub mod build_queue;
 pub mod classify;
 mod controller;
+mod failure_log;
 pub mod handler;
 pub mod health;
 pub mod index;

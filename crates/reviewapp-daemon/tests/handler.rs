@@ -430,24 +430,26 @@ async fn reconcile_after_failure_records_the_reason_and_touches_no_child() {
                                             "message": "Job has reached the specified backoff limit"}]}),
     );
     let log = w.handle_logged(AppEvent::Reconcile).await;
+    // The failed Job's pods are listed to read the failing container's log (this fake API
+    // serves no pods).
     assert_eq!(
         normalise(&log),
         lines(&[
+            ("GET", "/api/v1/namespaces/review-build/pods", ""),
             ("GET", TLS_SOURCE, ""),
             ("EVENT", "", ""),
             ("PATCH", &format!("{APP}/status"), "apply"),
             ("PATCH", JOB1, "json-patch"),
         ])
     );
-    assert_eq!(log[1].body["type"], "Warning");
-    assert_eq!(log[1].body["reason"], "BuildFailed");
+    assert_eq!(log[2].body["type"], "Warning");
+    assert_eq!(log[2].body["reason"], "BuildFailed");
     let status = w.status();
     assert_eq!(status["buildStatus"], "error");
+    let message = status["message"].as_str().unwrap();
     assert!(
-        status["message"]
-            .as_str()
-            .unwrap()
-            .contains("BackoffLimitExceeded")
+        message.contains("BackoffLimitExceeded") && message.contains("its log could not be read"),
+        "{message}"
     );
 }
 

@@ -26,10 +26,15 @@ pub enum Verb {
     Status,
     /// Publication of a Kubernetes Event.
     Event,
+    /// `GET` of a collection (a failed build Job's pods).
+    List,
+    /// `GET` of a pod's `log` subresource (a failed build's container).
+    Log,
 }
 
 impl Verb {
-    /// Short label for metrics: `apply`, `create`, `get`, `delete`, `patch`, `status`, `event`.
+    /// Short label for metrics: `apply`, `create`, `get`, `delete`, `patch`, `status`, `event`,
+    /// `list`, `log`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Apply => "apply",
@@ -39,6 +44,8 @@ impl Verb {
             Verb::Patch => "patch",
             Verb::Status => "status",
             Verb::Event => "event",
+            Verb::List => "list",
+            Verb::Log => "log",
         }
     }
 }
@@ -53,6 +60,8 @@ impl fmt::Display for Verb {
             Verb::Patch => "finalizer patch",
             Verb::Status => "status write",
             Verb::Event => "event publication",
+            Verb::List => "list",
+            Verb::Log => "log read",
         })
     }
 }

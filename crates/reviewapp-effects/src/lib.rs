@@ -16,6 +16,7 @@ use reviewapp_resources::ChildRef;
 
 mod api;
 mod applied;
+mod build_log;
 mod children;
 mod error;
 mod events;
@@ -25,6 +26,7 @@ mod finalizer;
 mod retry;
 mod status;
 
+pub use build_log::{FailedContainer, LOG_READ_BYTES, failed_container};
 pub use error::{EffectsError, ObjectId, Verb};
 pub use executor::{Effects, Report};
 pub use fence::{Fenced, WriteFence};
@@ -118,7 +120,8 @@ impl LiveIndex for NoIndex {
 /// Receives one call per API request the effects layer sends (for metrics).
 pub trait ApiObserver: Send + Sync {
     /// Called once per attempt (retries included). `verb` is `apply`, `create`, `delete`, `get`,
-    /// `patch` (finalizers of ReviewApps and build Jobs), `status` or `event` (see
+    /// `patch` (finalizers of ReviewApps and build Jobs), `status`, `event`, `list` or `log` (a
+    /// failed build's pods and log; see
     /// [`Verb::as_str`]); `kind` the object's kind;
     /// `code` the HTTP status, or `None` when no response arrived (timeout, connection error).
     /// kube does not expose the status of a success: 201 is reported for a create, 200 otherwise.

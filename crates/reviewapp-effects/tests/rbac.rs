@@ -360,6 +360,38 @@ fn needed() -> Needs {
         !leader.contains(".patch(") && !leader.contains(".delete("),
         "leader.rs neither patches nor deletes the Lease"
     );
+    // A failed build's log (reviewapp-effects build_log.rs): the Job's pods listed and the
+    // failing container's log read, in the build namespace only; the build Secrets read to
+    // redact their values (the cluster-wide Secret `get` above covers them).
+    let build_log = include_str!("../src/build_log.rs");
+    for call in ["pods.list(", ".log_stream(", "api.get_opt("] {
+        assert!(build_log.contains(call), "build_log.rs calls {call}");
+    }
+    let build_namespace = OperatorConfig::default().build_namespace;
+    assert!(
+        read("deploy/configmap.yaml").contains(&format!("buildNamespace: {build_namespace}")),
+        "deploy/configmap.yaml keeps the default build namespace"
+    );
+    let build_ns = Scope::Namespace(build_namespace);
+    needs.add(
+        "",
+        "pods",
+        &["list"],
+        &build_ns,
+        "list a failed build Job's pods (reviewapp-effects build_log.rs)",
+    );
+    needs.add(
+        "",
+        "pods/log",
+        &["get"],
+        &build_ns,
+        "read the failing container's log tail (reviewapp-effects build_log.rs)",
+    );
+    needs.add_kind(
+        ChildKind::Secret,
+        &["get"],
+        "read the build Secrets to redact their values from a log (reviewapp-effects build_log.rs)",
+    );
     needs.add(
         "coordination.k8s.io",
         "leases",
@@ -549,7 +581,13 @@ fn the_check_itself_sees_missing_and_extra_grants() {
             .keys()
             .any(|n| n.verb == "update" && n.resource == "deployments")
     );
-    assert!(!needs.0.keys().any(|n| n.resource == "pods"));
+    assert!(
+        !needs
+            .0
+            .keys()
+            .any(|n| n.resource.starts_with("pods") && n.scope == Scope::Cluster),
+        "pods only in the build namespace"
+    );
     let mut problems = Vec::new();
     let granted = granted(&mut problems);
     assert!(granted.len() >= needs.0.len(), "{} grants", granted.len());

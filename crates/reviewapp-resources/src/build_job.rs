@@ -16,9 +16,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use reviewapp_api::names::short_sha;
+use reviewapp_api::names::{AppNames, short_sha};
 use reviewapp_api::{BUILD_FINALIZER, BuilderKind, OperatorConfig, ReviewApp, ValidatedSpec};
 
+use crate::build_cache;
 use crate::env;
 use crate::meta::{self, Component, LABEL_COMMIT};
 
@@ -72,8 +73,8 @@ pub fn build_job(
     metadata.finalizers = Some(vec![BUILD_FINALIZER.to_string()]);
 
     let builder = match config.builder.kind {
-        BuilderKind::Buildkit => buildkit_container(config, image),
-        BuilderKind::Kaniko => kaniko_container(config, image),
+        BuilderKind::Buildkit => buildkit_container(config, names, image),
+        BuilderKind::Kaniko => kaniko_container(config, names, image),
     };
     let mut volumes = vec![
         empty_dir(VOLUME_DOWNLOAD),
@@ -210,22 +211,24 @@ fn unpack_container(config: &OperatorConfig) -> Container {
 }
 
 /// Rootless BuildKit, daemonless: `buildctl-daemonless.sh` starts `buildkitd` in the container.
-fn buildkit_container(config: &OperatorConfig, image: &str) -> Container {
+fn buildkit_container(config: &OperatorConfig, names: &AppNames, image: &str) -> Container {
+    let mut args = strings(&[
+        "build",
+        "--frontend",
+        "dockerfile.v0",
+        "--local",
+        &format!("context={SOURCE_DIR}"),
+        "--local",
+        &format!("dockerfile={SOURCE_DIR}"),
+        "--output",
+        &buildkit_output(config, image),
+    ]);
+    args.extend(build_cache::buildkit_args(config, names));
     Container {
         name: "build".to_string(),
         image: Some(config.builder.buildkit_image.clone()),
         command: Some(strings(&["buildctl-daemonless.sh"])),
-        args: Some(strings(&[
-            "build",
-            "--frontend",
-            "dockerfile.v0",
-            "--local",
-            &format!("context={SOURCE_DIR}"),
-            "--local",
-            &format!("dockerfile={SOURCE_DIR}"),
-            "--output",
-            &buildkit_output(config, image),
-        ])),
+        args: Some(args),
         env: Some(vec![
             // No PID-namespace sandbox per build step: creating one needs a privileged /proc mount.
             env::literal("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox"),
@@ -281,7 +284,7 @@ fn buildkit_output(config: &OperatorConfig, image: &str) -> String {
 }
 
 /// Kaniko executor (the original operator's builder).
-fn kaniko_container(config: &OperatorConfig, image: &str) -> Container {
+fn kaniko_container(config: &OperatorConfig, names: &AppNames, image: &str) -> Container {
     let mut args = vec![
         "--dockerfile=Dockerfile".to_string(),
         format!("--context=dir://{SOURCE_DIR}"),
@@ -290,6 +293,7 @@ fn kaniko_container(config: &OperatorConfig, image: &str) -> Container {
     if config.builder.insecure_registry {
         args.push("--insecure".to_string());
     }
+    args.extend(build_cache::kaniko_args(config, names));
     Container {
         name: "build".to_string(),
         image: Some(config.builder.kaniko_image.clone()),

@@ -10,6 +10,7 @@
 //! Every name comes from [`AppNames`](reviewapp_api::names::AppNames), never re-derived here.
 
 pub mod activator_route;
+pub mod build_cache;
 pub mod build_job;
 mod child;
 pub mod database;

@@ -515,6 +515,63 @@ fn an_insecure_registry_is_pushed_to_over_plain_http_by_either_builder() {
 }
 
 #[test]
+fn the_registry_cache_adds_only_its_flags_to_either_builder() {
+    let app = app();
+    for kind in [BuilderKind::Buildkit, BuilderKind::Kaniko] {
+        for import_from in [
+            vec![],
+            vec!["registry.example/review/main:buildcache".to_string()],
+        ] {
+            if kind == BuilderKind::Kaniko && !import_from.is_empty() {
+                continue; // refused at start-up: kaniko cannot import another cache
+            }
+            let args = |enabled: bool| {
+                let mut config = config();
+                config.registry = "registry.example/review/".into();
+                config.builder.kind = kind;
+                config.build.cache.enabled = enabled;
+                config.build.cache.import_from = import_from.clone();
+                config.check().unwrap();
+                let job = build(&app, &config);
+                job.spec.unwrap().template.spec.unwrap().containers[0]
+                    .args
+                    .clone()
+                    .unwrap()
+            };
+            let (without, with) = (args(false), args(true));
+            assert!(
+                !without.iter().any(|a| a.contains("cache")),
+                "{kind:?}: {without:?}"
+            );
+            assert_eq!(
+                with[..without.len()],
+                without[..],
+                "{kind:?}: flags appended"
+            );
+            let added = with[without.len()..].join(" ");
+            let expected = match kind {
+                BuilderKind::Buildkit => {
+                    let own = "registry.example/review/test-review-app-678:buildcache";
+                    let mut expected = format!(
+                        "--export-cache type=registry,ref={own},mode=max,ignore-error=true --import-cache type=registry,ref={own}"
+                    );
+                    for reference in &import_from {
+                        expected
+                            .push_str(&format!(" --import-cache type=registry,ref={reference}"));
+                    }
+                    expected
+                }
+                BuilderKind::Kaniko => {
+                    "--cache=true --cache-repo=registry.example/review/test-review-app-678/cache"
+                        .to_string()
+                }
+            };
+            assert_eq!(added, expected, "{kind:?}");
+        }
+    }
+}
+
+#[test]
 fn replicas_and_image_come_from_the_intent() {
     for (replicas, image) in [
         (0, "grossvogel/test-review-app-678:c8c9aa334a"),

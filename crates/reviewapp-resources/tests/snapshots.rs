@@ -20,9 +20,20 @@ macro_rules! snapshot {
 }
 
 fn build_plan(kind: BuilderKind) -> reviewapp_resources::Plan {
+    build_plan_with(kind, None)
+}
+
+/// The build plan, with `build.cache` enabled importing from `import_from` when given.
+fn build_plan_with(kind: BuilderKind, import_from: Option<&[&str]>) -> reviewapp_resources::Plan {
     let app = app();
     let mut config = config();
     config.builder.kind = kind;
+    if let Some(import_from) = import_from {
+        config.registry = "registry.example/review".into();
+        config.build.cache.enabled = true;
+        config.build.cache.import_from = import_from.iter().map(|r| r.to_string()).collect();
+        config.check().unwrap();
+    }
     config.builder.pull_secrets = vec!["harbor-credentials".into()];
     let spec = spec(&app, &config);
     let intent = Intent::StartBuild {
@@ -48,6 +59,29 @@ fn build_job_kaniko() {
     snapshot!(
         "build_job_kaniko",
         &manifest(&plan, ChildKind::Job, "test-review-app-678--c8c9aa334a").object
+    );
+}
+
+#[test]
+fn build_job_buildkit_with_cache() {
+    let plan = build_plan_with(
+        BuilderKind::Buildkit,
+        Some(&["registry.example/review/main:buildcache"]),
+    );
+    snapshot!(
+        "build_job_buildkit_cache",
+        &manifest(&plan, ChildKind::Job, "test-review-app-678--c8c9aa334a").object["spec"]["template"]
+            ["spec"]["containers"][0]["args"]
+    );
+}
+
+#[test]
+fn build_job_kaniko_with_cache() {
+    let plan = build_plan_with(BuilderKind::Kaniko, Some(&[]));
+    snapshot!(
+        "build_job_kaniko_cache",
+        &manifest(&plan, ChildKind::Job, "test-review-app-678--c8c9aa334a").object["spec"]["template"]
+            ["spec"]["containers"][0]["args"]
     );
 }
 

@@ -10,12 +10,16 @@
 //! ([`build_job_observation`]), the `ReconcileFailed` condition of a failed attempt
 //! ([`set_reconcile_failed`]), and the status's clock resolution ([`whole_seconds`]).
 
+mod build_log;
 mod conditions;
 mod intent;
 mod observe;
 mod time;
 mod transition;
 
+pub use build_log::{
+    FailureLog, REDACTED, TAIL_BYTES, TAIL_LINES, sanitise, secret_values, tail, wants_failure_log,
+};
 pub use conditions::{clear_reconcile_failed, set_reconcile_failed};
 pub use intent::{EventKind, EventNote, Intent, Phase, TearDown};
 pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
@@ -126,6 +130,9 @@ pub struct Observed {
     /// Whether a build the transition starts may start now ([`BuildSlot::Granted`] without a
     /// cap).
     pub slot: BuildSlot,
+    /// What the failing container's log says, read only when the build Job failed and the
+    /// status does not record that yet ([`wants_failure_log`]); `None` when it was not read.
+    pub failure_log: Option<FailureLog>,
 }
 
 /// Facts about the cluster that waking and the awake-app cap decide on, observed by the daemon.
@@ -154,6 +161,7 @@ impl Observed {
             missing_secrets: BTreeSet::new(),
             lifecycle: LifecycleFacts::default(),
             slot: BuildSlot::Granted,
+            failure_log: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod build;
 mod delete;
+mod failure_log;
 mod invalid;
 pub(crate) mod lifecycle;
 mod queue;

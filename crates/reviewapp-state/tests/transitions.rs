@@ -16,8 +16,8 @@ use reviewapp_api::status::{
 };
 use reviewapp_api::{AppStatus, BuildStatus, ReviewApp};
 use reviewapp_state::{
-    AppEvent, BuildObservation, BuildObservation::*, BuildSlot, EventKind, Intent, JobState,
-    Observed, Transition, transition,
+    AppEvent, BuildObservation, BuildObservation::*, BuildSlot, EventKind, FailureLog, Intent,
+    JobState, Observed, Transition, transition,
 };
 
 const EVENTS: [&str; 6] = [
@@ -1631,4 +1631,81 @@ fn the_app_template_builds_and_reports_its_missing_env_secret() {
         "False",
         "every key of that review yaml is known"
     );
+}
+
+fn failure_logs() -> [Option<FailureLog>; 3] {
+    [
+        None,
+        Some(FailureLog::Tail {
+            container: "unpack".into(),
+            exit_code: 2,
+            text: "tar: invalid magic\ntar: short read".into(),
+        }),
+        Some(FailureLog::Unavailable {
+            why: "the build pod is gone".into(),
+        }),
+    ]
+}
+
+/// The failure-log dimension of the build Job table: in every state, for every outcome and
+/// log, the log changes nothing but the message and the Warning of a failure being recorded.
+#[test]
+fn failure_log_table() {
+    let mut recorded = 0;
+    for (state, app) in &states() {
+        for obs in [Running, Succeeded, failed(), Missing] {
+            let without = run(app, AppEvent::Reconcile, &Observed::build(obs.clone()));
+            for log in failure_logs() {
+                let observed = Observed {
+                    failure_log: log.clone(),
+                    ..Observed::build(obs.clone())
+                };
+                let t = run(app, AppEvent::Reconcile, &observed);
+                let records_failure = log.is_some()
+                    && matches!(obs, Failed { .. })
+                    && without
+                        .intents
+                        .iter()
+                        .any(|i| matches!(i, Intent::Event(n) if n.reason == "BuildFailed"));
+                assert_eq!(
+                    summary(&t),
+                    summary(&without),
+                    "{state} × {obs:?} × {log:?}"
+                );
+                if !records_failure {
+                    assert_eq!(t.status, without.status, "{state} × {obs:?} × {log:?}");
+                    continue;
+                }
+                recorded += 1;
+                let message = t.status.message.clone().unwrap_or_default();
+                let warning = events(&t)
+                    .into_iter()
+                    .find(|(_, reason, _)| *reason == "BuildFailed")
+                    .map(|(_, _, note)| note)
+                    .unwrap_or_default();
+                let expected: &[&str] = match &log {
+                    Some(FailureLog::Tail { .. }) => &[
+                        "BackoffLimitExceeded",
+                        "container unpack exited with code 2",
+                        "tar: invalid magic\ntar: short read",
+                    ],
+                    _ => &[
+                        "BackoffLimitExceeded",
+                        "its log could not be read: the build pod is gone",
+                    ],
+                };
+                for text in expected {
+                    assert!(message.contains(text), "{state}: {text} not in {message}");
+                    assert!(warning.contains(text), "{state}: {text} not in {warning}");
+                }
+                let building = t.status.condition(CONDITION_BUILDING).unwrap();
+                assert_eq!(Some(&building.message), t.status.message.as_ref());
+                let mut rest = t.status.clone();
+                rest.message = without.status.message.clone();
+                rest.conditions = without.status.conditions.clone();
+                assert_eq!(rest, without.status, "only the messages differ");
+            }
+        }
+    }
+    assert!(recorded >= 2, "both logs reach a recorded failure");
 }

@@ -58,7 +58,9 @@ impl Handle {
     /// (`status: "True"`), `succeeded: 1`, `startTime` and `completionTime`. The finish
     /// (`completionTime`, the conditions' `lastTransitionTime`) is the time of the call, or
     /// kept when the Job had already succeeded; the TTL-after-finished controller counts from it.
+    /// Its pod (if it still has one) succeeded.
     pub fn set_job_succeeded(&self, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        self.set_job_pod_succeeded(namespace, name)?;
         let now = meta::now();
         let start = self.job_start_time(namespace, name, &now)?;
         let job = self.get(&Self::job_path(namespace, name));
@@ -91,7 +93,20 @@ impl Handle {
     /// and `message`, `failed: backoffLimit + 1` and `startTime` (a failed Job has no
     /// `completionTime`). The conditions' `lastTransitionTime` (the finish the TTL-after-finished
     /// controller counts from) is the time of the call, or kept when the Job had already failed.
+    /// Its pod (if it still has one) failed in its `build` container with exit code 1 (see
+    /// [`Handle::set_job_failed_in`]).
     pub fn set_job_failed(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<Value, ApiError> {
+        self.set_job_failed_in(namespace, name, "build", 1, reason, message)
+    }
+
+    /// The Job's side of [`Handle::set_job_failed`]: its status only.
+    pub(crate) fn set_job_conditions_failed(
         &self,
         namespace: &str,
         name: &str,

@@ -73,6 +73,20 @@
 //!   does) once the TTL has passed since that condition's `lastTransitionTime` (a Job without
 //!   one is left alone): at once if it already has, otherwise by a timer armed for that
 //!   instant. A Job with finalizers gets its `deletionTimestamp` and stays until they go.
+//! - The Job controller's pod: creating a `batch/v1` Job creates one `v1` Pod for it
+//!   (`<job>-<5 characters of its uid>`, the template's labels plus `job-name`,
+//!   `batch.kubernetes.io/job-name`, `controller-uid` and `batch.kubernetes.io/controller-uid`,
+//!   a controller owner reference to the Job, the template's spec, `phase: Pending` with every
+//!   container waiting). [`Handle::set_job_failed_in`] marks the container a test names
+//!   terminated with an exit code (init containers before it completed, the ones after it still
+//!   waiting, `phase: Failed`); [`Handle::set_job_failed`] does so for the `build` container with
+//!   exit code 1 and [`Handle::set_job_succeeded`] marks every container completed.
+//! - The pods' `log` subresource (`GET .../pods/NAME/log`): the text a test set with
+//!   [`Handle::set_job_log`], as `text/plain`, honouring `container` (the only regular
+//!   container when absent, `400` when there are several or the name is not the pod's),
+//!   `tailLines` (last lines), then `limitBytes` (bytes from the start of those lines), as the
+//!   kubelet does; `400 ... is waiting to start` for a container that never started and has no
+//!   log set; `404` for a pod that does not exist.
 //!
 //! # Driving the world from a test
 //!
@@ -80,8 +94,9 @@
 //! [`Handle::create`], [`Handle::apply`], [`Handle::set_status`], [`Handle::delete`],
 //! [`Handle::delete_behind_back`]; [`Handle::is_schema_registered`] tells whether a CRD
 //! serves a resource), finishes Jobs ([`Handle::set_job_succeeded`],
-//! [`Handle::set_job_failed`]), rolls Deployments out ([`Handle::set_deployment_available`]),
-//! keeps a request log ([`Handle::requests`],
+//! [`Handle::set_job_failed`], [`Handle::set_job_failed_in`]), reads a Job's pods and sets
+//! their logs ([`Handle::job_pods`], [`Handle::set_job_log`]), rolls Deployments out
+//! ([`Handle::set_deployment_available`]), keeps a request log ([`Handle::requests`],
 //! [`Handle::write_count_where`]; a client sending the [`ACTOR_HEADER`] header is recorded as
 //! that actor), injects faults ([`Handle::fail_next`], [`Handle::fail_ratio`], their `_where`
 //! variants taking a predicate, [`Handle::set_latency`]) and disturbs watches
@@ -132,11 +147,19 @@
 //!   [`Handle::create`] keeps a `status` so tests can seed one. They are validated like API
 //!   writes with `fieldValidation=Strict` (a CRD registers, an object of a registered CRD is
 //!   pruned, defaulted and checked, an unknown field is an error rather than silently lost).
-//! - No controllers except the garbage collector and the Jobs' TTL-after-finished controller:
-//!   Deployments never get pods or a status by themselves (tests report them rolled out with
-//!   [`Handle::set_deployment_available`], once per change: a later scale leaves the status
-//!   as it was, with an older `observedGeneration`), Jobs never run (tests set their status
-//!   with [`Handle::set_job_succeeded`] and friends), Namespaces have no phase. The TTL controller
+//! - No controllers except the garbage collector, the Jobs' TTL-after-finished controller and
+//!   the Job controller's one pod per Job: Deployments never get pods or a status by themselves
+//!   (tests report them rolled out with [`Handle::set_deployment_available`], once per change: a
+//!   later scale leaves the status as it was, with an older `observedGeneration`), Jobs never run
+//!   (tests set their status with [`Handle::set_job_succeeded`] and friends), Namespaces have no
+//!   phase.
+//! - A Job's pod is created with the Job and never again: no pod per retry (`backoffLimit`), no
+//!   replacement when it is deleted, no `parallelism`/`completions`, no scheduling, node, IP,
+//!   conditions or restart counts; its status changes only through the handle's Job methods
+//!   (the pod's container statuses and the Job's status are set together, never by the pod
+//!   running). Logs exist only as set by a test (kept when the pod goes; a new pod has a new
+//!   name): no `follow`, `previous`, `sinceSeconds`, `sinceTime` or `timestamps`, and a
+//!   container's log is one string, not a file that rotates. The TTL controller
 //!   runs on the emulator's clock (the system clock, whole seconds as written in `metav1.Time`
 //!   fields, so a one-second TTL may run out up to a second early); its deletes are not in the
 //!   request log. Garbage collection runs synchronously right after the owner is
@@ -165,7 +188,8 @@
 //!   `deletionGracePeriodSeconds: 0` when finalizers remain, and the object goes as soon as an
 //!   update empties them (the update is answered with the last state, watchers see `DELETED`).
 //!   An immediate delete answers a `Status` with `status: Success`.
-//! - No protobuf, no table output, no HTTP/2, no `exec`/`logs`/`scale` or other subresources,
+//! - No protobuf, no table output, no HTTP/2, no `exec`/`attach`/`scale` or other subresources
+//!   (besides `status` and the pods' `log`),
 //!   no `PUT` that creates.
 //! - Outages ([`Handle::start_outage`]) act on the TCP connections of the one emulated server:
 //!   a refusing outage closes the port and binds the same port again when it ends; a hanging one
@@ -189,6 +213,7 @@ mod openapi;
 mod outage;
 mod pages;
 mod patch;
+mod pods;
 mod prune;
 mod resource;
 mod route;

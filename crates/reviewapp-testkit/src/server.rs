@@ -287,7 +287,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         },
     };
     record.status = match &reply {
-        Reply::Json(code, _) | Reply::Warned(code, _, _) => *code,
+        Reply::Json(code, _) | Reply::Warned(code, _, _) | Reply::Text(code, _) => *code,
         Reply::Watch(_) => 200,
     };
     shared.log(record);
@@ -376,6 +376,14 @@ fn render(reply: Reply) -> Response {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
             }
+            response
+        }
+        Reply::Text(code, text) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, text).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             response
         }
         Reply::Watch(body) => {

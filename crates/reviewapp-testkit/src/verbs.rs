@@ -74,6 +74,8 @@ pub(crate) enum Reply {
     Json(u16, Value),
     /// A JSON answer with `Warning` headers (one per text).
     Warned(u16, Value, Vec<String>),
+    /// A `text/plain` answer (a pod's log).
+    Text(u16, String),
     Watch(Body),
 }
 
@@ -125,6 +127,11 @@ pub(crate) fn handle(
     let scope = match target.subresource.as_deref() {
         None => Scope::Main,
         Some("status") => Scope::Status,
+        Some("log") if target.res == crate::pods::pods() && req.method == "GET" => {
+            let world = shared.world();
+            return crate::pods::read_log(&world, &target, req.query)
+                .map(|text| Reply::Text(200, text));
+        }
         Some(_) => return Err(not_found_path()),
     };
     if !shared.world().is_available(&target.res) {

@@ -8,6 +8,7 @@
 //! pages) or its fault injection (failing requests, cut watches, expired resourceVersions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod build_log;
 mod failover;
 mod github;
 mod queue;

@@ -134,6 +134,22 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
             Ok(())
         },
     ),
+    (
+        "REVIEWAPP_BUILD_CACHE_ENABLED",
+        "build.cache.enabled",
+        |c, var, v| {
+            c.build.cache.enabled = boolean(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_BUILD_CACHE_IMPORT_FROM",
+        "build.cache.importFrom",
+        |c, _, v| {
+            c.build.cache.import_from = list(&v);
+            Ok(())
+        },
+    ),
     ("REVIEWAPP_TLS_SECRET_NAME", "tls.secretName", |c, _, v| {
         set(&mut c.tls.secret_name, v)
     }),

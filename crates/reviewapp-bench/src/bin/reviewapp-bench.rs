@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use reviewapp_bench::{
-    BenchOptions, FailoverOptions, QueueOptions, failover, failover_markdown, lifecycle,
-    lifecycle_markdown, markdown, queue, queue_markdown, request_breakdown, run,
+    BenchOptions, FailedBuildsOptions, FailoverOptions, QueueOptions, failed_builds,
+    failed_builds_markdown, failover, failover_markdown, lifecycle, lifecycle_markdown, markdown,
+    queue, queue_markdown, request_breakdown, run,
 };
 
 #[derive(Parser)]
@@ -41,6 +42,10 @@ struct Args {
     /// Measure sleeping and expiring apps instead (sleep, idle, wake by request, expiry).
     #[arg(long)]
     lifecycle: bool,
+    /// Measure failed builds' log reads instead: the first of --apps apps fail at once, with
+    /// each of these log sizes in KiB (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    failed_build_log_kib: Vec<usize>,
     /// Failover: rounds of each kind (kill, outage).
     #[arg(long, default_value_t = 3)]
     failover_runs: usize,
@@ -91,6 +96,28 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if !args.failed_build_log_kib.is_empty() {
+        let mut reports = Vec::new();
+        for kib in &args.failed_build_log_kib {
+            let options = FailedBuildsOptions {
+                apps: args.apps.first().copied().unwrap_or(100),
+                log_bytes: kib * 1024,
+                operator: operator.clone(),
+                timeout: Duration::from_secs(args.timeout_seconds),
+            };
+            eprintln!(
+                "measuring {} failed builds with {kib} KiB logs ...",
+                options.apps
+            );
+            reports.push(
+                runtime
+                    .block_on(failed_builds(&options))
+                    .context("the failed-builds benchmark")?,
+            );
+        }
+        print!("{}", failed_builds_markdown(&reports));
+        return Ok(());
+    }
     if args.failover {
         let options = FailoverOptions {
             apps: args.apps.first().copied().unwrap_or(10),

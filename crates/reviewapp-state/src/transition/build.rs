@@ -4,7 +4,7 @@
 use reviewapp_api::names::short_sha;
 use reviewapp_api::{BuildStatus, ValidatedSpec};
 
-use super::{Context, Draft, note, queue};
+use super::{Context, Draft, failure_log, note, queue};
 use crate::intent::{EventKind, Intent};
 use crate::{BuildObservation, BuildSlot, JobState, Observed};
 
@@ -126,7 +126,8 @@ pub(super) fn apply_observation(
             } else {
                 format!("{reason}: {message}")
             };
-            failed(draft, awaited, &why, job, context);
+            let log = failure_log::describe(observed.failure_log.as_ref());
+            failed(draft, awaited, &why, &log, job, context);
         }
         BuildObservation::Missing => restart(
             draft,
@@ -192,21 +193,32 @@ fn succeeded(draft: &mut Draft, awaited: Awaited, job: JobState, context: &Conte
     release_once_recorded(draft, awaited.job, job);
 }
 
-/// The build failed, `why`: the status says so, and whatever is deployed keeps serving.
-fn failed(draft: &mut Draft, awaited: Awaited, why: &str, job: JobState, context: &Context) {
+/// The build failed, `why`: the status says so (with what its log says, `log`), and whatever
+/// is deployed keeps serving.
+fn failed(
+    draft: &mut Draft,
+    awaited: Awaited,
+    why: &str,
+    log: &failure_log::Described,
+    job: JobState,
+    context: &Context,
+) {
     let status = &mut draft.status;
     status.build_status = Some(BuildStatus::Error);
     status.build_finished_at = Some(context.now.as_second());
-    status.message = Some(format!("build Job {} failed: {why}", awaited.job));
+    let headline = format!("build Job {} failed: {why}{}", awaited.job, log.summary);
+    status.message = Some(format!("{headline}{}", log.status_tail()));
     let serving = match &status.deployed_image {
         Some(deployed) => format!("; {deployed} keeps serving"),
         None => String::new(),
     };
+    let headline = format!("{headline}{serving}");
+    let tail = log.event_tail(headline.len());
     draft.events.push(note(
         EventKind::Warning,
         "BuildFailed",
         "Build",
-        format!("build Job {} failed: {why}{serving}", awaited.job),
+        format!("{headline}{tail}"),
     ));
     release_once_recorded(draft, awaited.job, job);
 }

@@ -38,6 +38,8 @@ pub(crate) struct World {
     pub(crate) watches: WatchHub,
     /// Lists being read page by page.
     pub(crate) pages: Pages,
+    /// Pod logs a test set: (namespace, pod, container) → text.
+    pod_logs: BTreeMap<(String, String, String), String>,
     seed: u64,
 }
 
@@ -58,6 +60,7 @@ impl World {
             job_changes: None,
             watches: WatchHub::new(history),
             pages: Pages::default(),
+            pod_logs: BTreeMap::new(),
             seed,
         }
     }
@@ -244,6 +247,21 @@ impl World {
             .filter(|(res, _, o)| predicate(res, o))
             .map(|(res, (ns, name), _)| (res.clone(), ns.clone(), name.clone()))
             .collect()
+    }
+
+    /// The log a test set for `container` of pod `ns`/`pod`.
+    pub(crate) fn pod_log(&self, ns: &str, pod: &str, container: &str) -> Option<&str> {
+        self.pod_logs
+            .get(&(ns.to_string(), pod.to_string(), container.to_string()))
+            .map(String::as_str)
+    }
+
+    /// Sets the log of `container` of pod `ns`/`pod`.
+    pub(crate) fn set_pod_log(&mut self, ns: &str, pod: &str, container: &str, text: &str) {
+        self.pod_logs.insert(
+            (ns.to_string(), pod.to_string(), container.to_string()),
+            text.to_string(),
+        );
     }
 
     /// Number of stored objects.

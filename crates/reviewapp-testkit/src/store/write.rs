@@ -74,6 +74,9 @@ impl World {
                 self.crds.register(&name, versions);
             }
             self.emit(res, Change::Added, &body, None);
+            if crate::pods::is_jobs(res) {
+                self.start_job_pod(ns, &body);
+            }
         }
         Ok(Written {
             object: body,

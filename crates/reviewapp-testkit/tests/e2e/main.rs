@@ -14,6 +14,7 @@ mod log;
 mod outage;
 mod pages;
 mod patch;
+mod pods;
 mod status;
 mod ttl;
 mod validation;
