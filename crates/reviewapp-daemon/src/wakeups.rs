@@ -18,16 +18,25 @@ use tokio::time::Instant;
 /// wall clock and the monotonic one may disagree by a little.
 const SLACK: Duration = Duration::from_millis(20);
 
+/// What a [`Wakeups`] handle asks of the timer task.
+#[derive(Debug)]
+enum Command {
+    /// Arm (replacing) or disarm an app's timer.
+    Set(String, Option<Timestamp>),
+    /// Look at an app now, leaving its timer as it is.
+    Now(String),
+}
+
 /// A handle to the timers (cheap to clone). Setting a timer never blocks.
 #[derive(Clone, Debug)]
 pub struct Wakeups {
-    tx: mpsc::UnboundedSender<(String, Option<Timestamp>)>,
+    tx: mpsc::UnboundedSender<Command>,
     armed: Arc<AtomicUsize>,
 }
 
 /// The receiving end, run by [`run`] once the scheduler exists.
 pub struct WakeupTimers {
-    rx: mpsc::UnboundedReceiver<(String, Option<Timestamp>)>,
+    rx: mpsc::UnboundedReceiver<Command>,
     armed: Arc<AtomicUsize>,
 }
 
@@ -47,12 +56,13 @@ impl Wakeups {
 
     /// Arms app `name`'s timer for `at` (replacing its earlier one), or disarms it (`None`).
     pub fn set(&self, name: &str, at: Option<Timestamp>) {
-        let _ = self.tx.send((name.to_string(), at));
+        let _ = self.tx.send(Command::Set(name.to_string(), at));
     }
 
-    /// Fires app `name`'s look now.
+    /// Has app `name` looked at now, whatever its timer (which stays armed: a later
+    /// [`set`](Self::set) does not cancel this look).
     pub fn now(&self, name: &str) {
-        self.set(name, Some(Timestamp::UNIX_EPOCH));
+        let _ = self.tx.send(Command::Now(name.to_string()));
     }
 
     /// Timers armed, as of the timer task's last step.
@@ -91,16 +101,17 @@ pub async fn run(
         };
         tokio::select! {
             command = timers.rx.recv() => {
-                let Some((name, at)) = command else { return };
-                match at {
-                    Some(at) => {
+                let Some(command) = command else { return };
+                match command {
+                    Command::Set(name, Some(at)) => {
                         let at = instant_of(at);
                         due.insert(name.clone(), at);
                         heap.push(Reverse((at, name)));
                     }
-                    None => {
+                    Command::Set(name, None) => {
                         due.remove(&name);
                     }
+                    Command::Now(name) => fire(name),
                 }
             }
             () = sleep => {
@@ -167,8 +178,11 @@ mod tests {
             "the replaced and the disarmed timers do not fire"
         );
         assert_eq!(wakeups.armed(), 0);
+        // A look asked for now is not cancelled by a timer set right after it.
         wakeups.now("d");
+        wakeups.set("d", Some(in_secs(3600)));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(fired.lock().unwrap().last().map(String::as_str), Some("d"));
+        assert_eq!(wakeups.armed(), 1, "d's timer stays armed");
     }
 }

@@ -224,7 +224,14 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
     wake_by_request_and_switch_back(&w).await;
 
     // The sleep annotation acts when it changes: "false" wakes a sleeping app.
+    // The sleep annotation acts when it changes from what the status recorded.
     annotate(&w, SLEEP, Some("false")).await;
+    eventually("the operator saw \"false\"", || async {
+        w.app("test").await.and_then(|a| a.status).is_some_and(|s| {
+            s.lifecycle_annotations.get(SLEEP).map(String::as_str) == Some("false")
+        })
+    })
+    .await;
     annotate(&w, SLEEP, Some("true")).await;
     eventually("asleep again", || async {
         app_status(&w).await == "sleeping"
