@@ -1,7 +1,7 @@
 //! `demo`: the real operator against an in-process Kubernetes API emulator. Creates the sample
-//! ReviewApp (`dev/samples/reviewapp.yaml`), plays a successful build, a new commit and a delete,
-//! and prints a timeline of what the operator did (event → transition → objects written) and a
-//! summary.
+//! ReviewApp (`dev/samples/reviewapp.yaml`), plays a successful build, a new commit, a sleep and a
+//! wake by request, an expiry and a delete, and prints a timeline of what the operator did (event
+//! → transition → objects written) and a summary.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use reviewapp_api::annotations::{EXPIRES_AT, SLEEP, WAKE_REQUESTED_AT};
 use reviewapp_api::{OperatorConfig, ReviewApp};
 use reviewapp_daemon::{DaemonError, DaemonOptions, Handled, Listener};
 use reviewapp_testkit::{Emulator, Handle};
@@ -55,13 +58,16 @@ async fn demo() -> anyhow::Result<()> {
     let client = emulator.client();
     let demo = Demo {
         apps: Api::all(client.clone()),
-        deployments: Api::namespaced(client, APP_NS),
+        deployments: Api::namespaced(client.clone(), APP_NS),
+        ingresses: Api::namespaced(client, APP_NS),
         handle,
         build_namespace: config.build_namespace.clone(),
         timeline: timeline.clone(),
     };
     let first_deploy = demo.create().await?;
     let second_deploy = demo.push().await?;
+    demo.sleep_and_wake().await?;
+    demo.expire().await?;
     let left = demo.delete().await?;
     operator.stop().await?;
     timeline.summary([first_deploy, second_deploy], left)
@@ -161,6 +167,7 @@ impl Operator {
 struct Demo {
     apps: Api<ReviewApp>,
     deployments: Api<Deployment>,
+    ingresses: Api<Ingress>,
     handle: Handle,
     build_namespace: String,
     timeline: Arc<Timeline>,
@@ -221,6 +228,87 @@ impl Demo {
         Ok(deployed)
     }
 
+    /// Puts the app to sleep by annotation, then wakes it as a request through the activator
+    /// would, and lets its Deployment become available.
+    async fn sleep_and_wake(&self) -> anyhow::Result<()> {
+        self.timeline
+            .step(&format!("kubectl annotate reviewapp test {SLEEP}=true"));
+        self.annotate(SLEEP, &json!("true")).await?;
+        self.wait_status("asleep", ("sleeping", "success")).await?;
+        let route = format!("{DEPLOYMENT}--activator");
+        wait_for("the Ingress sends requests to the activator", || {
+            self.ingress_backend_is(&route)
+        })
+        .await?;
+        self.timeline.note(
+            "Deployment at 0 replicas; the Ingress sends requests to the activator (ExternalName Service)",
+        );
+        self.timeline.step(&format!(
+            "a request reaches the activator: it writes {WAKE_REQUESTED_AT}"
+        ));
+        let woken = Instant::now();
+        self.annotate(WAKE_REQUESTED_AT, &json!(seconds_from_now(1)))
+            .await?;
+        let image = image_of("5ce6e4a15e");
+        wait_for("scaled up again", || self.runs(&image)).await?;
+        self.timeline.note(&format!(
+            "Deployment back at 1 replica, {:.1} ms after the request was recorded",
+            ms(woken.elapsed())
+        ));
+        self.timeline
+            .step("the Deployment becomes available (the Deployment controller's rollout)");
+        self.handle
+            .set_deployment_available(APP_NS, DEPLOYMENT)
+            .map_err(|e| anyhow::anyhow!("rolling the Deployment out: {e}"))?;
+        wait_for("the Ingress is back on the app", || {
+            self.ingress_backend_is(DEPLOYMENT)
+        })
+        .await?;
+        self.timeline
+            .note("the Ingress sends requests to the app again");
+        Ok(())
+    }
+
+    /// Sets an explicit deadline two seconds ahead and waits for the expiry (a timer for that
+    /// app, not a periodic check).
+    async fn expire(&self) -> anyhow::Result<()> {
+        self.timeline.step(&format!(
+            "kubectl annotate reviewapp test {EXPIRES_AT}=<in 2 s>"
+        ));
+        self.annotate(EXPIRES_AT, &json!(seconds_from_now(2)))
+            .await?;
+        self.wait_status("expired", ("expired", "success")).await?;
+        self.timeline.note(
+            "expired: its children and build Jobs are deleted, the ReviewApp stays; a new commit brings it back",
+        );
+        Ok(())
+    }
+
+    /// Sets annotation `key` on the app.
+    async fn annotate(&self, key: &str, value: &Value) -> anyhow::Result<()> {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.apps
+            .patch(APP, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the Ingress's backend is the Service `name`.
+    async fn ingress_backend_is(&self, name: &str) -> bool {
+        let Ok(Some(ingress)) = self.ingresses.get_opt(DEPLOYMENT).await else {
+            return false;
+        };
+        let backend = ingress
+            .spec
+            .and_then(|s| s.rules)
+            .and_then(|r| r.into_iter().next())
+            .and_then(|r| r.http)
+            .and_then(|h| h.paths.into_iter().next())
+            .and_then(|p| p.backend.service)
+            .map(|s| s.name);
+        backend.as_deref() == Some(name)
+    }
+
     /// Deletes the app and waits until it is gone; the objects left with its labels.
     async fn delete(&self) -> anyhow::Result<Vec<Value>> {
         self.timeline.step("kubectl delete reviewapp test");
@@ -279,6 +367,17 @@ impl Demo {
             .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
         spec.replicas == Some(1) && running.as_deref() == Some(image)
     }
+}
+
+/// The time `seconds` from now, RFC 3339, whole seconds.
+fn seconds_from_now(seconds: i64) -> String {
+    let now = Timestamp::now();
+    let at = now
+        .checked_add(SignedDuration::from_secs(seconds))
+        .unwrap_or(now);
+    Timestamp::from_second(at.as_second())
+        .unwrap_or(at)
+        .to_string()
 }
 
 /// The image built from commit `short` (10 hex digits) of the sample.

@@ -68,6 +68,9 @@ pub struct AppNames {
     pub db_copy_secret: String,
     /// Copied wildcard TLS Secret: `test-review-app-678--ingress-tls`.
     pub tls_secret: String,
+    /// `ExternalName` Service naming the activator, the Ingress's backend while the app sleeps:
+    /// `test-review-app-678--activator`.
+    pub activator: String,
     /// Value of the `reviewtron.k8s.revelry.co/app` label: `test-review-app`.
     pub app_label: String,
     /// Value of the `reviewtron.k8s.revelry.co/build` label: `678`.
@@ -84,6 +87,7 @@ impl AppNames {
             database: compose(repo, pr, Some("db"), MAX_DB_NAME),
             db_copy_secret: compose(repo, pr, Some("dbCopy"), MAX_LABEL),
             tls_secret: compose(repo, pr, Some("ingress-tls"), MAX_LABEL),
+            activator: compose(repo, pr, Some("activator"), MAX_LABEL),
             app_label: label_value(repo),
             build_label: label_value(pr),
         }
@@ -183,6 +187,7 @@ mod tests {
         assert_eq!(names.database, "test-review-app-678--db");
         assert_eq!(names.db_copy_secret, "test-review-app-678--dbcopy");
         assert_eq!(names.tls_secret, "test-review-app-678--ingress-tls");
+        assert_eq!(names.activator, "test-review-app-678--activator");
         assert_eq!(names.app_label, "test-review-app");
         assert_eq!(names.build_label, "678");
         assert_eq!(
@@ -233,7 +238,7 @@ mod tests {
         #[test]
         fn every_name_is_a_valid_label(repo in "\\PC{0,90}", pr in "[0-9a-zA-Z_ .-]{1,80}", sha in "[0-9a-f]{40}") {
             let names = AppNames::new(&repo, &pr);
-            for name in [&names.app, &names.db_copy_secret, &names.tls_secret, &names.build_job(&sha)] {
+            for name in [&names.app, &names.db_copy_secret, &names.tls_secret, &names.activator, &names.build_job(&sha)] {
                 prop_assert!(is_dns_label(name), "{name:?}");
                 prop_assert!(name.starts_with(|c: char| c.is_ascii_lowercase()), "{name:?}");
             }

@@ -62,7 +62,7 @@ use crate::status::ReviewAppStatus;
         name = "Status",
         type_ = "string",
         json_path = ".status.appStatus",
-        description = "building, deployed or error"
+        description = "building, deployed, error, sleeping or expired"
     ),
     printcolumn(
         name = "Build",
@@ -75,6 +75,12 @@ use crate::status::ReviewAppStatus;
         type_ = "string",
         json_path = ".status.url",
         description = "Where the review app is served"
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "date",
+        json_path = ".status.expiresAt",
+        description = "When the app expires, if it does"
     ),
     printcolumn(
         name = "Age",
@@ -137,6 +143,15 @@ pub struct ReviewConfig {
     /// Branches the creating component ignores; the operator does not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_branches: Option<Vec<String>>,
+    /// Idle time after which the app expires (its children are torn down, the `ReviewApp`
+    /// stays): `90m`, `36h`, `7d`, or a number of seconds; `0` never. Counted from the last new
+    /// commit, deploy or wake. Defaults to the operator's `lifecycle.expireAfter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<IntOrString>,
+    /// Idle time after which the app goes to sleep (scaled to 0 until a request wakes it), in
+    /// the same form; `0` never. Defaults to the operator's `lifecycle.sleepAfter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_after: Option<IntOrString>,
     /// Keys the operator does not know, kept as they were written (and reported in the status).
     #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(skip)]

@@ -1,6 +1,8 @@
 //! `ReviewApp` status: the original operator's fields plus Kubernetes-style conditions.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +62,31 @@ pub struct ReviewAppStatus {
     /// `metadata.generation` the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the app last had a new commit, a deploy or a wake (its creation before any): the
+    /// start of the idle time after which it expires (`expireAfter`) and goes to sleep
+    /// (`sleepAfter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<Time>,
+    /// When the app expires (its children are torn down, the `ReviewApp` stays); absent when it
+    /// never does. After expiry: when it expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When the app goes to sleep if nobody uses it (or, while it sleeps, when it did); absent
+    /// when it never does by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleeps_at: Option<Time>,
+    /// When the app last went to sleep. A `wake-requested-at` annotation newer than this wakes
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slept_at: Option<Time>,
+    /// Set while a woken app's Deployment is not available yet: its Ingress still sends requests
+    /// to the activator (which answers a "waking up" page), and switches back once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waking_since: Option<Time>,
+    /// The lifecycle annotations (`keep`, `expires-at`, `sleep`, `wake-requested-at`) as they were
+    /// when this status was computed: a change to one is noticed by comparing with it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lifecycle_annotations: BTreeMap<String, String>,
     /// `Invalid`, `Building`, `Deployed`, `IgnoredKeys`, `MissingSecrets` and `ReconcileFailed`
     /// conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -68,7 +95,9 @@ pub struct ReviewAppStatus {
 
 /// What the app is doing: `building` (nothing deployed yet, a build running), `deployed` (a
 /// successfully built image serves, even while a newer commit builds or after a newer build
-/// failed), or `error` (no build has succeeded and the latest one failed, so nothing serves).
+/// failed), `error` (no build has succeeded and the latest one failed, so nothing serves),
+/// `sleeping` (scaled to 0; a request wakes it) or `expired` (torn down; a new commit brings it
+/// back).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppStatus {
@@ -88,7 +117,8 @@ pub enum AppStatus {
 }
 
 impl AppStatus {
-    /// The value as written in the status: `building`, `deployed` or `error`.
+    /// The value as written in the status: `building`, `deployed`, `error`, `sleeping` or
+    /// `expired`.
     pub fn as_str(self) -> &'static str {
         match self {
             AppStatus::Building => "building",
@@ -136,7 +166,13 @@ mod tests {
 
     #[test]
     fn as_str_is_the_serialised_value() {
-        for status in [AppStatus::Building, AppStatus::Deployed, AppStatus::Error] {
+        for status in [
+            AppStatus::Building,
+            AppStatus::Deployed,
+            AppStatus::Error,
+            AppStatus::Sleeping,
+            AppStatus::Expired,
+        ] {
             let json = serde_json::to_value(status).unwrap();
             assert_eq!(json.as_str(), Some(status.as_str()));
         }

@@ -7,7 +7,13 @@
 
 mod database;
 mod env;
+mod lifecycle;
 mod unknown;
+
+pub use lifecycle::{
+    Controls, LIFECYCLE_ANNOTATIONS, LifecycleSpec, annotation_field, controls,
+    lifecycle_annotations, parse_duration,
+};
 
 use k8s_openapi::api::core::v1::EnvVar;
 
@@ -61,6 +67,8 @@ pub struct ValidatedSpec {
     pub env_secret: Option<String>,
     /// Environment, in the order it is applied.
     pub env: EnvSpec,
+    /// `spec.config.expireAfter` and `sleepAfter`, or the operator's defaults.
+    pub lifecycle: LifecycleSpec,
     /// Paths of the `spec.config` keys the operator does not know (`spec.config.baseApp`,
     /// `spec.config.migrate.foo`), in the order of the config's fields: kept, reported, not used.
     pub ignored_keys: Vec<String>,
@@ -174,6 +182,22 @@ pub fn validate(
     let migrate = migrate(app_config.migrate.as_ref(), &mut errors);
     let database = database::database(app_config.database.as_ref(), &mut errors);
     let (env_secret, env) = env::environment(app_config, &mut errors);
+    let lifecycle = LifecycleSpec {
+        expire_after: errors.check(
+            "spec.config.expireAfter",
+            lifecycle::duration_field(
+                app_config.expire_after.as_ref(),
+                config.lifecycle.expire_after(),
+            ),
+        ),
+        sleep_after: errors.check(
+            "spec.config.sleepAfter",
+            lifecycle::duration_field(
+                app_config.sleep_after.as_ref(),
+                config.lifecycle.sleep_after(),
+            ),
+        ),
+    };
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -192,6 +216,7 @@ pub fn validate(
         database,
         env_secret,
         env,
+        lifecycle,
         ignored_keys: unknown::ignored_keys(app_config),
     })
 }

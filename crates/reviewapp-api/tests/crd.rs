@@ -84,6 +84,7 @@ fn printer_columns_in_order() {
         ("Status", ".status.appStatus", "string"),
         ("Build", ".status.buildStatus", "string"),
         ("URL", ".status.url", "string"),
+        ("Expires", ".status.expiresAt", "date"),
         ("Age", ".metadata.creationTimestamp", "date"),
     ];
     let expected: Vec<(String, String, String)> = expected

@@ -24,12 +24,14 @@
 //!
 //! Modules: `workload` drives the phases, `operator` starts and reads the operators,
 //! `recorder` sees their writes, `report` holds the numbers and prints the table; `failover`,
-//! `activator` and [`github`] are the other benchmarks.
+//! `lifecycle` (sleeping and expiring apps), `activator` and [`github`] are the other
+//! benchmarks.
 
 pub mod github;
 
 mod activator;
 mod failover;
+mod lifecycle;
 mod operator;
 mod recorder;
 mod report;
@@ -40,6 +42,7 @@ use std::time::Duration;
 
 pub use activator::{ActivatorOptions, ActivatorReport, activator, activator_markdown};
 pub use failover::{FailoverOptions, FailoverReport, FailoverSample, failover, failover_markdown};
+pub use lifecycle::{LifecycleReport, lifecycle, lifecycle_markdown};
 pub use report::{Latency, Report, Requests, Usage, markdown, request_breakdown};
 pub use workload::run;
 

@@ -320,6 +320,18 @@ impl Daemon {
             .sum()
     }
 
+    /// The value of the unlabelled gauge `name` (0 when absent).
+    pub async fn gauge(&self, name: &str) -> u64 {
+        let Some((200, body)) = self.get("/metrics").await else {
+            return 0;
+        };
+        body.lines()
+            .filter(|l| l.split_whitespace().next() == Some(name))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+
     /// Waits until the operator has handled `n` events of type `event`.
     pub async fn wait_events(&self, event: &str, n: u64, timeout: Duration) -> anyhow::Result<()> {
         let start = Instant::now();

@@ -14,7 +14,7 @@ use crate::{BUILD_NS, BenchOptions, CHILDREN, GROUP, SAMPLE, SHA1, SHA2};
 
 /// App `i` (0-based): its ReviewApp name and PR; its Deployment and build Jobs follow.
 pub(crate) struct App {
-    name: String,
+    pub(crate) name: String,
     pr: String,
 }
 
@@ -26,11 +26,11 @@ impl App {
         }
     }
 
-    fn deployment(&self) -> String {
+    pub(crate) fn deployment(&self) -> String {
         format!("test-review-app-{}", self.pr)
     }
 
-    fn job(&self, commit: &str) -> String {
+    pub(crate) fn job(&self, commit: &str) -> String {
         format!("test-review-app-{}--{}", self.pr, &commit[..10])
     }
 
@@ -66,7 +66,7 @@ impl App {
 }
 
 /// Polls `check` every 2 ms until it holds; fails naming `what` after `timeout`.
-async fn wait_until(
+pub(crate) async fn wait_until(
     what: &str,
     timeout: Duration,
     mut check: impl FnMut() -> bool,
@@ -82,7 +82,7 @@ async fn wait_until(
 }
 
 /// Waits until the request log stops growing for 300 ms (at most 30 s).
-async fn settle(handle: &Handle) {
+pub(crate) async fn settle(handle: &Handle) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = usize::MAX;
     let mut stable = 0;

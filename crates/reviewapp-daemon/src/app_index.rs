@@ -121,12 +121,24 @@ impl AppIndex {
             .collect()
     }
 
+    /// The awake apps that must go to sleep for at most `cap` to be awake (see
+    /// [`awake_cap`](crate::awake_cap)).
+    pub fn over_cap(&self, cap: u32) -> std::collections::BTreeSet<String> {
+        if cap == 0 {
+            return Default::default();
+        }
+        let apps = self.classifier.objects();
+        crate::awake_cap::over_cap(apps.iter().map(|app| app.as_ref()), cap)
+    }
+
     /// Number of apps by `appStatus` (`none` without one); every status is present.
     pub fn count_by_status(&self) -> BTreeMap<String, i64> {
-        let mut counts: BTreeMap<String, i64> = ["building", "deployed", "error", "none"]
-            .into_iter()
-            .map(|status| (status.to_string(), 0))
-            .collect();
+        let mut counts: BTreeMap<String, i64> = [
+            "building", "deployed", "error", "expired", "none", "sleeping",
+        ]
+        .into_iter()
+        .map(|status| (status.to_string(), 0))
+        .collect();
         for app in self.classifier.objects() {
             *counts
                 .entry(app_status_label(app.status.as_ref()))
@@ -298,7 +310,9 @@ mod tests {
                 ("building".into(), 0),
                 ("deployed".into(), 1),
                 ("error".into(), 0),
-                ("none".into(), 1)
+                ("expired".into(), 0),
+                ("none".into(), 1),
+                ("sleeping".into(), 0)
             ]
         );
     }

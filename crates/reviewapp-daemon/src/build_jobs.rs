@@ -273,6 +273,10 @@ impl LiveIndex for WithJobs<'_> {
         }
     }
 
+    fn available(&self, child: &ChildRef) -> bool {
+        self.live.available(child)
+    }
+
     fn source_secret(&self, namespace: &str, name: &str) -> SecretLookup {
         self.live.source_secret(namespace, name)
     }

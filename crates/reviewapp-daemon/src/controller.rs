@@ -23,10 +23,11 @@ use crate::classify::Classified;
 use crate::handler::{AppHandler, Listener};
 use crate::health::Readiness;
 use crate::index::{Index, ListingWriter};
-use crate::live::{LiveObjects, LiveWriters, Seen, apply_secret_event};
+use crate::live::{LiveObjects, LiveWriters, Seen, apply_deployment_event, apply_secret_event};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::source::SourceSecret;
+use crate::wakeups::{self, Wakeups};
 use crate::watch;
 
 /// The running controller: what the watches fill, the handler and its scheduler.
@@ -82,11 +83,22 @@ impl Controller {
         let (live, live_writers) = LiveObjects::new(tls);
         let live = Arc::new(live);
         let index = Arc::new(Index::new(&config, jobs, live.clone()));
+        let (wakeups, timers) = Wakeups::new();
         let handler = Arc::new(
             AppHandler::new(config.clone(), effects, metrics.clone(), index.clone())
-                .with_listener(listener),
+                .with_listener(listener)
+                .with_wakeups(wakeups),
         );
         let scheduler = scheduler(handler.clone(), metrics.clone(), concurrency);
+        let fire = scheduler.clone();
+        let gauge = metrics.lifecycle_timers.clone();
+        tokio::spawn(wakeups::run(
+            timers,
+            move |name| fire.submit(name, AppEvent::Reconcile),
+            move |armed| {
+                gauge.set(i64::try_from(armed).unwrap_or(i64::MAX));
+            },
+        ));
         Controller {
             config,
             handler,
@@ -118,6 +130,10 @@ impl Controller {
                     let allowed = move |ns: &str| config.namespace_allowed(ns);
                     let stream = watch::secrets(client.clone(), allowed);
                     secrets(stream, writer, self.schedule.clone()).boxed()
+                }
+                ChildKind::Deployment => {
+                    let stream = watch::deployments(client.clone());
+                    deployments(stream, writer, self.schedule.clone()).boxed()
                 }
                 kind => children(watch::children(client.clone(), kind), writer, kind).boxed(),
             });
@@ -194,6 +210,26 @@ async fn children(
             Err(error) => {
                 tracing::debug!(kind = kind.kind(), %error, "child watch error; retrying")
             }
+        }
+    }
+}
+
+/// The Deployment store: a Deployment that became available reconciles its app at once (a
+/// woken app's Ingress switches back from the activator).
+async fn deployments(
+    stream: impl Stream<Item = watcher::Result<Event<Seen>>>,
+    mut writer: ListingWriter<Seen>,
+    schedule: Schedule,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => {
+                if let Some(app) = apply_deployment_event(&mut writer, &event) {
+                    schedule.reconcile([app]);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "Deployment watch error; retrying"),
         }
     }
 }

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
+use reviewapp_api::AppStatus;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec, validate};
 use reviewapp_effects::{Effects, Lookup};
 use reviewapp_resources::{Action, ChildKind, ChildRef, Plan, build_job_ref, render};
 use reviewapp_state::{
-    AppEvent, EventKind, EventNote, Observed, Transition, clear_reconcile_failed,
+    AppEvent, EventKind, EventNote, LifecycleFacts, Observed, Transition, clear_reconcile_failed,
     set_reconcile_failed, transition,
 };
 
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::status::status_label;
+use crate::wakeups::Wakeups;
 
 /// Why handling one event failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,15 @@ pub struct Handled {
     pub elapsed: Duration,
 }
 
+/// Whether the object a status write returned was changed after the transition read it, in a
+/// way the transition decides on: a new generation (a spec edit) or other lifecycle annotations.
+/// The watch event of that change is older than the write and is not news any more.
+fn overtaken(written: &ReviewApp, t: &Transition) -> bool {
+    written.metadata.generation != t.status.observed_generation
+        || reviewapp_api::validate::lifecycle_annotations(written.metadata.annotations.as_ref())
+            != t.status.lifecycle_annotations
+}
+
 /// Receives a [`Handled`] for every event handled.
 #[derive(Clone)]
 pub struct Listener(pub Arc<dyn Fn(&Handled) + Send + Sync>);
@@ -68,6 +79,7 @@ pub struct AppHandler {
     index: Arc<Index>,
     metrics: Arc<Metrics>,
     listener: Option<Listener>,
+    wakeups: Option<Wakeups>,
 }
 
 /// What was written (in order) and how many actions were skipped.
@@ -114,7 +126,14 @@ impl AppHandler {
             index,
             metrics,
             listener: None,
+            wakeups: None,
         }
+    }
+
+    /// Arms each app's lifecycle timer (its next deadline) through `wakeups`.
+    pub fn with_wakeups(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = Some(wakeups);
+        self
     }
 
     /// Reports every handled event to `listener`.
@@ -148,6 +167,7 @@ impl AppHandler {
                 if event == AppEvent::Delete {
                     self.index.apps.lock().record_teardown(&app);
                 }
+                self.after_lifecycle(&name, &app, event, &t);
                 Ok(())
             }
             Err(failed) => {
@@ -159,25 +179,81 @@ impl AppHandler {
         }
     }
 
-    /// What the transition needs besides the app: its build Job (from the Job store) and which
+    /// What the transition needs besides the app: its build Job (from the Job store), which
     /// of its env Secrets do not exist (from the Secret store; nothing is reported missing before
-    /// it has listed).
+    /// it has listed), whether its Deployment is available and whether the awake-app cap wants
+    /// it asleep.
     fn observe(&self, app: &ReviewApp, event: AppEvent) -> Observed {
         let job = app
             .status
             .as_ref()
             .and_then(|s| s.build_job_name.as_deref());
         let (build, job) = self.index.jobs.observe(job);
-        let missing_secrets = match event {
-            AppEvent::Delete => BTreeSet::new(),
-            _ => validate(&app.spec, &self.config)
-                .map(|spec| self.missing_secrets(&spec))
-                .unwrap_or_default(),
+        let spec = match event {
+            AppEvent::Delete => None,
+            _ => validate(&app.spec, &self.config).ok(),
         };
+        let missing_secrets = spec
+            .as_ref()
+            .map(|spec| self.missing_secrets(spec))
+            .unwrap_or_default();
+        let lifecycle = spec
+            .as_ref()
+            .map(|spec| self.lifecycle_facts(app, spec))
+            .unwrap_or_default();
         Observed {
             build,
             job,
             missing_secrets,
+            lifecycle,
+        }
+    }
+
+    /// Whether the app's Deployment is available (from the Deployment store), and whether it is
+    /// among the awake apps the cap puts to sleep (from the app index).
+    fn lifecycle_facts(&self, app: &ReviewApp, spec: &ValidatedSpec) -> LifecycleFacts {
+        let deployment = ChildRef::new(ChildKind::Deployment, &spec.namespace, &spec.names.app);
+        let cap = self.config.lifecycle.max_awake_apps;
+        let awake = app
+            .status
+            .as_ref()
+            .is_some_and(|s| s.app_status == Some(AppStatus::Deployed));
+        let over_cap = cap > 0
+            && awake
+            && app
+                .metadata
+                .name
+                .as_ref()
+                .is_some_and(|name| self.index.apps.lock().over_cap(cap).contains(name));
+        LifecycleFacts {
+            deployment_available: self.index.live.available(&deployment),
+            over_cap,
+        }
+    }
+
+    /// Once an event is handled: the app's timer is armed for its next deadline (disarmed after
+    /// a DELETE); an app that just became awake past the cap has the apps idle longest looked at
+    /// at once (their transitions put them to sleep).
+    fn after_lifecycle(&self, name: &str, app: &ReviewApp, event: AppEvent, t: &Transition) {
+        let Some(wakeups) = &self.wakeups else {
+            return;
+        };
+        let requeue_at = (event != AppEvent::Delete)
+            .then_some(t.requeue_at)
+            .flatten();
+        wakeups.set(name, requeue_at);
+        let cap = self.config.lifecycle.max_awake_apps;
+        let was_awake = app
+            .status
+            .as_ref()
+            .is_some_and(|s| s.app_status == Some(AppStatus::Deployed));
+        let awake = event != AppEvent::Delete && t.status.app_status == Some(AppStatus::Deployed);
+        if cap > 0 && awake && !was_awake {
+            let over = self.index.apps.lock().over_cap(cap);
+            for other in over.iter().filter(|other| *other != name) {
+                tracing::info!(app = %other, woken = %name, cap, "awake apps exceed the cap");
+                wakeups.now(other);
+            }
         }
     }
 
@@ -228,7 +304,12 @@ impl AppHandler {
         {
             self.metrics
                 .record_status_change(app.status.as_ref(), &t.status, &t.intents);
+            let overtaken = overtaken(&written, t);
             self.index.apps.lock().record_write(written);
+            if overtaken && let (Some(wakeups), Some(name)) = (&self.wakeups, &app.metadata.name) {
+                // The echo of this write hides the change that overtook it: look again.
+                wakeups.now(name);
+            }
             report.written.push("write status".to_string());
         }
         if !after.actions.is_empty() {

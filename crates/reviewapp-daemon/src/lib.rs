@@ -8,6 +8,7 @@
 
 pub mod activator;
 pub mod app_index;
+pub mod awake_cap;
 mod backoff;
 pub mod build_jobs;
 pub mod classify;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod scheduler;
 mod source;
 mod status;
+pub mod wakeups;
 pub mod watch;
 
 use std::future::Future;

@@ -21,19 +21,27 @@ use crate::index::{Listed, ListingWriter};
 use crate::source::SourceSecret;
 
 /// What the child stores keep of one object: where it is, its resourceVersion and its
-/// applied-hash annotation (what the effects layer compares), nothing else.
+/// applied-hash annotation (what the effects layer compares), and for a Deployment whether it is
+/// available and which `ReviewApp` owns it (what waking waits for); nothing else.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     namespace: String,
     name: String,
     resource_version: String,
     applied_hash: Option<String>,
+    /// A Deployment with an available replica at its current generation.
+    available: bool,
+    /// The owning `ReviewApp`, kept for Deployments only.
+    owner: Option<String>,
 }
 
 impl Seen {
     /// What is kept of `object`.
     pub fn new(object: PartialObjectMeta<DynamicObject>) -> Self {
-        let meta = object.metadata;
+        Self::from_meta(object.metadata)
+    }
+
+    fn from_meta(meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
         Seen {
             applied_hash: meta
                 .annotations
@@ -41,7 +49,39 @@ impl Seen {
             namespace: meta.namespace.unwrap_or_default(),
             name: meta.name.unwrap_or_default(),
             resource_version: meta.resource_version.unwrap_or_default(),
+            available: false,
+            owner: None,
         }
+    }
+
+    /// What is kept of a Deployment: as of any object, plus whether it has an available replica
+    /// at its current generation (its controller has seen the latest scale) and its owning
+    /// `ReviewApp`.
+    pub fn deployment(deployment: k8s_openapi::api::apps::v1::Deployment) -> Self {
+        let generation = deployment.metadata.generation;
+        let owner = deployment
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "ReviewApp")
+            .map(|o| o.name.clone());
+        let status = deployment.status.unwrap_or_default();
+        let available = status.available_replicas.unwrap_or(0) >= 1
+            && status.observed_generation.is_some()
+            && status.observed_generation >= generation;
+        Seen {
+            available,
+            owner,
+            ..Self::from_meta(deployment.metadata)
+        }
+    }
+
+    /// The owning app, when this Deployment just became available (it was not in `before`).
+    pub fn became_available(&self, before: Option<&Seen>) -> Option<String> {
+        (self.available && !before.is_some_and(|b| b.available))
+            .then(|| self.owner.clone())
+            .flatten()
     }
 
     fn key(&self) -> (String, String) {
@@ -181,6 +221,13 @@ impl LiveIndex for LiveObjects {
         seen.applied_hash.clone()
     }
 
+    fn available(&self, child: &ChildRef) -> bool {
+        self.kinds
+            .get(&child.kind)
+            .and_then(|kind| kind.store.get(&key(child)))
+            .is_some_and(|seen| seen.available)
+    }
+
     fn source_secret(&self, namespace: &str, name: &str) -> SecretLookup {
         match &self.tls {
             Some(tls) => tls.lookup(namespace, name),
@@ -217,6 +264,24 @@ pub fn apply_secret_event(
     changed
 }
 
+/// Applies one event of the Deployment watch to its store. Returns the app whose Deployment
+/// became available with it (a woken app waits for that to switch its Ingress back).
+pub fn apply_deployment_event(
+    writer: &mut ListingWriter<Seen>,
+    event: &Event<Seen>,
+) -> Option<String> {
+    let store = writer.store();
+    let became = match event {
+        Event::Apply(seen) => {
+            let before = store.get(&seen.to_object_ref(ChildKind::Deployment));
+            seen.became_available(before.as_deref())
+        }
+        _ => None,
+    };
+    writer.apply(event);
+    became
+}
+
 fn keys(store: &Store<Seen>) -> HashSet<(String, String)> {
     store.state().iter().map(|seen| seen.key()).collect()
 }
@@ -231,6 +296,8 @@ mod tests {
             name: name.into(),
             resource_version: format!("rv-{name}"),
             applied_hash: Some(format!("hash-{name}")),
+            available: false,
+            owner: None,
         }
     }
 

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub malformed: Counter,
     /// 1 while this replica leads (set from its write fence at every scrape), 0 otherwise.
     pub leader: Gauge,
+    /// Apps with a lifecycle timer armed (a next expiry or sleep).
+    pub lifecycle_timers: Gauge,
     /// The activator's requests and wake requests.
     pub activator: ActivatorMetrics,
 }
@@ -147,6 +149,11 @@ impl Metrics {
                 "ReviewApps that could not be deserialized",
             ),
             leader: register(&mut r, "leader", leader_help),
+            lifecycle_timers: register(
+                &mut r,
+                "lifecycle_timers",
+                "Apps with a lifecycle deadline timer armed",
+            ),
             activator: ActivatorMetrics::register(&mut r),
             registry: r,
         }

@@ -77,6 +77,18 @@ pub fn children(
     metadata(client, kind, config().labels(&managed_selector()), |_| true)
 }
 
+/// The operator's Deployments in every namespace, each kept as [`Seen::deployment`]: what any
+/// child keeps, plus whether it is available (a woken app's Ingress switches back once it is) and
+/// its owner. A full watch, since availability is in the status; the store keeps only that.
+pub fn deployments(
+    client: kube::Client,
+) -> impl Stream<Item = watcher::Result<Event<Seen>>> + Send {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(client);
+    watcher(api, config().labels(&managed_selector()))
+        .default_backoff()
+        .map_ok(|event| map_event(event, Seen::deployment))
+}
+
 /// Every Secret the operator may need to know about: its own (the database-copy Secret and
 /// the TLS copy, labelled) and every Secret in a namespace apps may use (`allowed`: the apps'
 /// env Secrets). Not label-selected, because the env Secrets are the user's and carry no label

@@ -66,6 +66,12 @@ pub trait LiveIndex: Send + Sync {
         None
     }
 
+    /// Whether the Deployment `child` has an available replica at its current generation, as a
+    /// watch cache last saw it (`false` when nothing is known).
+    fn available(&self, _child: &ChildRef) -> bool {
+        false
+    }
+
     /// A Secret the operator copies (the wildcard TLS Secret), from a watch cache. With
     /// [`SecretLookup::Unknown`] (the default) the effects layer reads it from the API.
     fn source_secret(&self, _namespace: &str, _name: &str) -> SecretLookup {

@@ -93,6 +93,20 @@ pub fn github_state(app: &ReviewApp) -> Option<Target> {
             None,
             message,
         ),
+        // Asleep (its Deployment at 0) or expired (torn down): the environment is inactive; the
+        // next request, or a new commit, makes it active again.
+        (false, Some(AppStatus::Sleeping), _, _) => target(
+            status.deployed_commit.clone(),
+            DeploymentState::Inactive,
+            status.url.clone(),
+            "sleeping: the next request wakes it".into(),
+        ),
+        (false, Some(AppStatus::Expired), _, _) => target(
+            build_commit,
+            DeploymentState::Inactive,
+            None,
+            "expired: a new commit brings it back".into(),
+        ),
         (false, _, Some(BuildStatus::Building), Some(REASON_QUEUED)) => target(
             build_commit,
             DeploymentState::Queued,
@@ -277,6 +291,39 @@ mod tests {
             (SHA2, DeploymentState::Error)
         );
         assert_eq!(target.description.chars().count(), MAX_DESCRIPTION);
+    }
+
+    #[test]
+    fn sleeping_and_expired_apps_are_inactive() {
+        let deployed = ReviewAppStatus {
+            app_status: Some(AppStatus::Deployed),
+            build_status: Some(BuildStatus::Success),
+            build_commit: Some(SHA1.into()),
+            deployed_commit: Some(SHA1.into()),
+            url: Some("https://app.review.local".into()),
+            ..Default::default()
+        };
+        let sleeping = ReviewAppStatus {
+            app_status: Some(AppStatus::Sleeping),
+            ..deployed.clone()
+        };
+        assert_eq!(
+            state(sleeping),
+            Some((
+                SHA1.into(),
+                DeploymentState::Inactive,
+                Some("https://app.review.local".into())
+            ))
+        );
+        let expired = ReviewAppStatus {
+            app_status: Some(AppStatus::Expired),
+            deployed_commit: None,
+            ..deployed.clone()
+        };
+        assert_eq!(
+            state(expired),
+            Some((SHA1.into(), DeploymentState::Inactive, None))
+        );
     }
 
     #[test]

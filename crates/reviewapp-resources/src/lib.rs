@@ -9,6 +9,7 @@
 //! CloudNativePG) and [`db_copy`]; [`meta`] holds the labels and owner reference they share.
 //! Every name comes from [`AppNames`](reviewapp_api::names::AppNames), never re-derived here.
 
+pub mod activator_route;
 pub mod build_job;
 mod child;
 pub mod database;
@@ -23,6 +24,6 @@ pub mod tls_secret;
 
 pub use child::{ChildKind, ChildRef};
 pub use plan::{
-    Action, Manifest, Plan, RenderError, all_children, apply_children, build_job_ref, prune,
-    render, start_build, tear_down,
+    Action, Manifest, Plan, RenderError, all_children, apply_children, apply_children_in,
+    build_job_ref, prune, render, start_build, tear_down,
 };

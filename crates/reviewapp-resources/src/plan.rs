@@ -3,13 +3,13 @@
 
 use reviewapp_api::names::AppNames;
 use reviewapp_api::{OperatorConfig, ReviewApp, ValidatedSpec};
-use reviewapp_state::{EventNote, Intent, TearDown};
+use reviewapp_state::{EventNote, Intent, Phase, TearDown};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::child::{ChildKind, ChildRef};
 use crate::database::{self, DatabaseObject};
-use crate::{build_job, db_copy, deployment, ingress, service, tls_secret};
+use crate::{activator_route, build_job, db_copy, deployment, ingress, service, tls_secret};
 
 /// A rendered object, ready for server-side apply (`apiVersion`, `kind` and `metadata` set).
 #[derive(Clone, Debug, PartialEq)]
@@ -146,7 +146,8 @@ impl Plan {
 
 /// Every child an app in `namespace` named by `names` can have (build Jobs excepted), in the
 /// order they are created: the database-copy Secret, the TLS Secret copy, the database of each
-/// backend, the Service, the Deployment and the Ingress. Teardown deletes all of them.
+/// backend, the Service, the Deployment, the `ExternalName` Service naming the activator (while
+/// the app sleeps or wakes) and the Ingress. Teardown deletes all of them.
 pub fn all_children(namespace: &str, names: &AppNames) -> Vec<ChildRef> {
     vec![
         ChildRef::new(ChildKind::Secret, namespace, &names.db_copy_secret),
@@ -155,6 +156,7 @@ pub fn all_children(namespace: &str, names: &AppNames) -> Vec<ChildRef> {
         ChildRef::new(ChildKind::CnpgCluster, namespace, &names.database),
         ChildRef::new(ChildKind::Service, namespace, &names.app),
         ChildRef::new(ChildKind::Deployment, namespace, &names.app),
+        ChildRef::new(ChildKind::Service, namespace, &names.activator),
         ChildRef::new(ChildKind::Ingress, namespace, &names.app),
     ]
 }
@@ -191,6 +193,20 @@ pub fn apply_children(
     replicas: i32,
     image: &str,
 ) -> Result<Vec<Action>, RenderError> {
+    apply_children_in(app, spec, config, replicas, image, Phase::Serving)
+}
+
+/// [`apply_children`] in `phase`: while the app sleeps or wakes, the `ExternalName` Service
+/// naming the activator is applied before the Ingress, which sends requests to it; while it
+/// sleeps, its database is halted too ([`activator_route`]).
+pub fn apply_children_in(
+    app: &ReviewApp,
+    spec: &ValidatedSpec,
+    config: &OperatorConfig,
+    replicas: i32,
+    image: &str,
+    phase: Phase,
+) -> Result<Vec<Action>, RenderError> {
     let names = &spec.names;
     let ns = spec.namespace.as_str();
     let mut actions = Vec::new();
@@ -210,10 +226,13 @@ pub fn apply_children(
     }
     if let Some(db) = database::database(app, spec, config) {
         let child = ChildRef::new(db.kind(), ns, &names.database);
-        let manifest = match &db {
+        let mut manifest = match &db {
             DatabaseObject::Kubedb(postgres) => Manifest::new(child, postgres)?,
             DatabaseObject::Cnpg(cluster) => Manifest::new(child, cluster)?,
         };
+        if phase.database_halted() {
+            activator_route::halt_database(db.kind(), &mut manifest.object);
+        }
         actions.push(Action::Apply(manifest));
     }
     let service = service::service(app, spec);
@@ -227,21 +246,30 @@ pub fn apply_children(
         &deployment,
     )?));
     let ingress = ingress::ingress(app, spec, config);
-    actions.push(Action::Apply(Manifest::new(
-        ChildRef::new(ChildKind::Ingress, ns, &names.app),
-        &ingress,
-    )?));
+    let mut ingress = Manifest::new(ChildRef::new(ChildKind::Ingress, ns, &names.app), &ingress)?;
+    if phase.routes_to_activator() {
+        let route = activator_route::activator_service(app, spec, config);
+        actions.push(Action::Apply(Manifest::new(
+            ChildRef::new(ChildKind::Service, ns, &names.activator),
+            &route,
+        )?));
+        activator_route::route_to_activator(&mut ingress.object, spec, config);
+    }
+    actions.push(Action::Apply(ingress));
     Ok(actions)
 }
 
 /// Deletes of every child of the app that `applied` (the children the current spec wants) does
 /// not contain: the other backend's database, the database-copy Secret when nothing is copied,
-/// the TLS Secret when TLS is off. Latest-created first.
+/// the TLS Secret when TLS is off. Latest-created first. The `ExternalName` Service naming the
+/// activator is not the spec's to want: it goes when the app is awake again
+/// ([`Intent::RemoveActivatorRoute`]).
 pub fn prune(spec: &ValidatedSpec, applied: &[ChildRef]) -> Vec<Action> {
     all_children(&spec.namespace, &spec.names)
         .into_iter()
         .rev()
         .filter(|child| !applied.contains(child))
+        .filter(|child| !(child.kind == ChildKind::Service && child.name == spec.names.activator))
         .map(Action::Delete)
         .collect()
 }
@@ -302,9 +330,10 @@ pub fn render(
                 replicas,
                 image,
                 prune: prune_unwanted,
+                phase,
             } => {
                 let spec = spec.ok_or(RenderError::NeedsSpec("ApplyChildren"))?;
-                let children = apply_children(app, spec, config, *replicas, image)?;
+                let children = apply_children_in(app, spec, config, *replicas, image, *phase)?;
                 let applied: Vec<ChildRef> = children
                     .iter()
                     .filter_map(Action::applied)
@@ -316,6 +345,14 @@ pub fn render(
                 }
             }
             Intent::TearDown(teardown) => actions.extend(tear_down(teardown, config)),
+            Intent::RemoveActivatorRoute => {
+                let spec = spec.ok_or(RenderError::NeedsSpec("RemoveActivatorRoute"))?;
+                actions.push(Action::Delete(ChildRef::new(
+                    ChildKind::Service,
+                    &spec.namespace,
+                    &spec.names.activator,
+                )));
+            }
         }
     }
     Ok(Plan { actions })

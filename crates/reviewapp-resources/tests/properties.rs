@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use reviewapp_api::spec::{CopyFrom, Database, Migrate, SecretRef, ValueSpec};
 use reviewapp_api::validate;
 use reviewapp_resources::{Action, ChildKind, ChildRef, all_children, render};
-use reviewapp_state::{Intent, TearDown};
+use reviewapp_state::{Intent, Phase, TearDown};
 
 #[derive(Clone, Debug)]
 enum Copy {
@@ -78,6 +78,7 @@ proptest! {
         migrate in any::<bool>(),
         replicas in 0..=1i32,
         uid in any::<bool>(),
+        phase in prop_oneof![Just(Phase::Serving), Just(Phase::Waking), Just(Phase::Sleeping)],
     ) {
         let mut app = app();
         app.spec.repo = Some(repo);
@@ -104,7 +105,7 @@ proptest! {
         let jobs = vec![spec.names.build_job(SHA)];
         let intents = [
             Intent::StartBuild { job_name: jobs[0].clone(), commit: SHA.into(), image: IMAGE.into() },
-            Intent::ApplyChildren { replicas, image: IMAGE.into(), prune: true },
+            Intent::ApplyChildren { replicas, image: IMAGE.into(), prune: true, phase },
         ];
         let plan = render(&app, Some(&spec), &config, &intents).unwrap();
         let teardown = render(
@@ -122,7 +123,12 @@ proptest! {
         // The pruning apply accounts for every possible child exactly once.
         let pruned: BTreeSet<ChildRef> = plan.deleted().into_iter().collect();
         prop_assert!(pruned.is_disjoint(&applied));
-        let children: BTreeSet<ChildRef> = all_children(&namespace, &spec.names).into_iter().collect();
+        // (The activator route is the sleep cycle's: applied while asleep or waking, never pruned.)
+        let route = ChildRef::new(ChildKind::Service, &namespace, &spec.names.activator);
+        let children: BTreeSet<ChildRef> = all_children(&namespace, &spec.names)
+            .into_iter()
+            .filter(|child| *child != route || phase.routes_to_activator())
+            .collect();
         let accounted: BTreeSet<ChildRef> = applied.iter().filter(|c| c.kind != ChildKind::Job).chain(&pruned).cloned().collect();
         prop_assert_eq!(accounted, children);
 

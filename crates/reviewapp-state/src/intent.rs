@@ -40,13 +40,46 @@ pub enum Intent {
         /// The spec changed: also delete children the current spec no longer wants (say, the
         /// database after `config.database` was removed).
         prune: bool,
+        /// Serving, waking or sleeping: where the Ingress sends requests and whether the
+        /// database runs.
+        phase: Phase,
     },
+    /// The woken app's Deployment is available and its Ingress is back on its own Service:
+    /// delete the `ExternalName` Service that named the activator (absent counts as done).
+    RemoveActivatorRoute,
     /// Delete (and release) the listed build Jobs and delete every child, by name.
     TearDown(TearDown),
     /// Remove the operator's finalizer (last step of a delete, after teardown succeeded).
     RemoveFinalizer,
     /// Record a Kubernetes Event on the `ReviewApp`.
     Event(EventNote),
+}
+
+/// Where an app is in its sleep cycle, as its children show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Awake: the Ingress sends requests to the app's Service, the database runs.
+    #[default]
+    Serving,
+    /// Woken, its Deployment not available yet: the database runs and the Deployment scales up,
+    /// while the Ingress still sends requests to the activator (its "waking up" page).
+    Waking,
+    /// Asleep: the Deployment at 0, the database halted (CloudNativePG hibernation, KubeDB
+    /// `halted`), the Ingress sending requests to the activator.
+    Sleeping,
+}
+
+impl Phase {
+    /// Whether the Ingress sends requests to the activator (through the `ExternalName`
+    /// Service beside the app).
+    pub fn routes_to_activator(self) -> bool {
+        self != Phase::Serving
+    }
+
+    /// Whether the database is halted.
+    pub fn database_halted(self) -> bool {
+        self == Phase::Sleeping
+    }
 }
 
 /// Everything a delete removes. Built from the object alone: no lookups of other objects.

@@ -17,9 +17,10 @@ mod time;
 mod transition;
 
 pub use conditions::{clear_reconcile_failed, set_reconcile_failed};
-pub use intent::{EventKind, EventNote, Intent, TearDown};
+pub use intent::{EventKind, EventNote, Intent, Phase, TearDown};
 pub use observe::{JOB_STORE_LAG, build_job_observation, job_state, observe_job};
 pub use time::whole_seconds;
+pub use transition::lifecycle::{awake_idle_since, next_look};
 pub use transition::{Transition, transition};
 
 use std::collections::BTreeSet;
@@ -103,6 +104,19 @@ pub struct Observed {
     /// Names of the app's env Secrets (`envSecret`, `env.secrets`) that do not exist in its
     /// namespace. Empty when nothing is known (a cache not synced yet).
     pub missing_secrets: BTreeSet<String>,
+    /// What the lifecycle (waking, the awake-app cap) needs to know of the cluster.
+    pub lifecycle: LifecycleFacts,
+}
+
+/// Facts about the cluster that waking and the awake-app cap decide on, observed by the daemon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LifecycleFacts {
+    /// The app's Deployment has an available replica at its current generation (what a woken
+    /// app waits for before its Ingress switches back from the activator).
+    pub deployment_available: bool,
+    /// More apps are awake than `lifecycle.maxAwakeApps`, and this one is among those idle
+    /// longest (not kept) that must go to sleep to get back under it.
+    pub over_cap: bool,
 }
 
 impl Observed {
@@ -118,6 +132,7 @@ impl Observed {
             build,
             job,
             missing_secrets: BTreeSet::new(),
+            lifecycle: LifecycleFacts::default(),
         }
     }
 }

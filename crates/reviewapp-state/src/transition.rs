@@ -8,19 +8,22 @@
 mod build;
 mod delete;
 mod invalid;
+pub(crate) mod lifecycle;
 mod report;
 
 use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::status::CONDITION_INVALID;
+use reviewapp_api::validate::{controls, lifecycle_annotations};
 use reviewapp_api::{
     AppStatus, BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus, ValidatedSpec,
     validate,
 };
 
 use crate::conditions;
-use crate::intent::{EventKind, EventNote, Intent};
+use crate::intent::{EventKind, EventNote, Intent, Phase};
 use crate::time::whole_seconds;
 use crate::{AppEvent, Observed};
+use lifecycle::Annotations;
 
 /// The outcome of handling one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +37,9 @@ pub struct Transition {
     pub after_status: Vec<Intent>,
     /// The validated spec (`None` for DELETE, and when validation failed).
     pub spec: Option<ValidatedSpec>,
+    /// The next instant the app needs a look (its expiry, or when it goes to sleep by itself),
+    /// if any: the daemon arms a timer for it.
+    pub requeue_at: Option<Timestamp>,
 }
 
 /// Handles `event` for `app`.
@@ -63,15 +69,30 @@ pub fn transition(
         has_finalizer,
         now: whole_seconds(now),
     };
-    match validate(&app.spec, config) {
-        Err(errors) => invalid::invalid(current, &errors, &context),
-        Ok(spec) if self_triggered(event, &current, &spec, &context) => Transition {
-            status: current,
-            intents: Vec::new(),
-            after_status: Vec::new(),
-            spec: Some(spec),
-        },
-        Ok(spec) => converge(current, spec, observed, &context),
+    let annotations = app.metadata.annotations.as_ref();
+    match (validate(&app.spec, config), controls(annotations)) {
+        (Ok(spec), Ok(controls)) => {
+            let annotations = Annotations {
+                controls,
+                values: lifecycle_annotations(annotations),
+            };
+            if self_triggered(event, &current, &spec, &annotations, &context) {
+                let requeue_at = lifecycle::next_look(&current, context.now);
+                return Transition {
+                    status: current,
+                    intents: Vec::new(),
+                    after_status: Vec::new(),
+                    spec: Some(spec),
+                    requeue_at,
+                };
+            }
+            converge(current, spec, observed, &annotations, &context)
+        }
+        (spec, controls) => {
+            let mut errors = spec.err().unwrap_or_default();
+            errors.extend(controls.err().unwrap_or_default());
+            invalid::invalid(current, &errors, &context)
+        }
     }
 }
 
@@ -87,17 +108,21 @@ struct Context<'a> {
 }
 
 /// A MODIFY that is our own status write, or a metadata-only change: the spec the status was
-/// computed from, for the commit it records, and valid then too. Nothing to do.
+/// computed from, for the commit it records, valid then too, with the lifecycle annotations it
+/// was computed from, and no deadline of it due. Nothing to do.
 fn self_triggered(
     event: AppEvent,
     current: &ReviewAppStatus,
     spec: &ValidatedSpec,
+    annotations: &Annotations,
     context: &Context,
 ) -> bool {
     event == AppEvent::Modify
         && current.observed_generation == context.generation
         && current.build_commit.as_deref() == Some(spec.commit.as_str())
         && !conditions::is_true(&current.conditions, CONDITION_INVALID)
+        && current.lifecycle_annotations == annotations.values
+        && !lifecycle::due(current, context.now)
 }
 
 /// What converging builds up, step by step.
@@ -123,15 +148,18 @@ impl Draft {
         }
     }
 
-    /// The transition to `status`: the intents, then the Events.
-    fn finish(self, spec: ValidatedSpec) -> Transition {
+    /// The transition to `status`: the intents, then the Events; the next look at `now`'s
+    /// status deadlines.
+    fn finish(self, spec: ValidatedSpec, now: Timestamp) -> Transition {
         let mut intents = self.intents;
         intents.extend(self.events.into_iter().map(Intent::Event));
+        let requeue_at = lifecycle::next_look(&self.status, now);
         Transition {
             status: self.status,
             intents,
             after_status: self.after_status,
             spec: Some(spec),
+            requeue_at,
         }
     }
 }
@@ -141,6 +169,7 @@ fn converge(
     current: ReviewAppStatus,
     spec: ValidatedSpec,
     observed: &Observed,
+    annotations: &Annotations,
     context: &Context,
 ) -> Transition {
     let mut draft = Draft::new(current.clone());
@@ -151,24 +180,72 @@ fn converge(
     draft.status.observed_generation = context.generation;
     draft.status.url = Some(url(&spec, context.config));
     adopt_original_status(&mut draft.status);
+    let life = lifecycle::applies(&current, &spec, context.config, annotations);
+    if life {
+        lifecycle::note_new_commit(&mut draft.status, &spec, context.now);
+        let expiry = lifecycle::expiry(&draft.status, &spec, annotations, context.now);
+        draft.status.expires_at = expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        if let Some(deadline) = expiry.filter(|at| *at <= context.now) {
+            lifecycle::expire(&mut draft, &current, &spec, deadline, context);
+            lifecycle::record(&mut draft.status, annotations);
+            return draft.finish(spec, context.now);
+        }
+        if current.app_status == Some(AppStatus::Expired) {
+            lifecycle::revive(&mut draft, context);
+            let expiry = lifecycle::expiry(&draft.status, &spec, annotations, context.now);
+            draft.status.expires_at =
+                expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        }
+    }
+    converge_build(&mut draft, &spec, observed, context);
+    draft.status.app_status = Some(app_status(&draft.status));
+    let mut cycle = lifecycle::Cycle {
+        phase: Phase::Serving,
+        switched_back: false,
+    };
+    if life {
+        lifecycle::note_deploy(&mut draft.status, &current, context.now);
+        let expiry = lifecycle::expiry(&draft.status, &spec, annotations, context.now);
+        draft.status.expires_at = expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        cycle = lifecycle::sleep_cycle(
+            &mut draft,
+            &current,
+            &spec,
+            observed.lifecycle,
+            annotations,
+            context,
+        );
+        lifecycle::record(&mut draft.status, annotations);
+    }
+    let spec_changed =
+        current.observed_generation.is_some() && current.observed_generation != context.generation;
+    draft.intents.push(apply_children(
+        &draft.status,
+        &spec,
+        context,
+        spec_changed,
+        cycle.phase,
+    ));
+    if cycle.switched_back {
+        draft.intents.push(Intent::RemoveActivatorRoute);
+    }
+    report::report(&mut draft, &spec, observed, context);
+    draft.finish(spec, context.now)
+}
+
+/// The build step of converging: a build for a new commit, the outcome of the awaited one, or
+/// the release of a recorded one.
+fn converge_build(draft: &mut Draft, spec: &ValidatedSpec, observed: &Observed, context: &Context) {
     if draft.status.build_commit.as_deref() != Some(spec.commit.as_str()) {
-        build::start_for_new_commit(&mut draft, &spec, context);
+        build::start_for_new_commit(draft, spec, context);
     } else if matches!(
         draft.status.build_status,
         None | Some(BuildStatus::Building)
     ) {
-        build::apply_observation(&mut draft, &spec, observed, context);
+        build::apply_observation(draft, spec, observed, context);
     } else {
-        build::release_recorded(&mut draft, observed);
+        build::release_recorded(draft, observed);
     }
-    draft.status.app_status = Some(app_status(&draft.status));
-    let spec_changed =
-        current.observed_generation.is_some() && current.observed_generation != context.generation;
-    draft
-        .intents
-        .push(apply_children(&draft.status, &spec, context, spec_changed));
-    report::report(&mut draft, &spec, observed, context);
-    draft.finish(spec)
 }
 
 /// A spec that was invalid and is valid now: its message goes, and a Normal Event says so.
@@ -194,9 +271,13 @@ fn url(spec: &ValidatedSpec, config: &OperatorConfig) -> String {
     format!("{scheme}://{}", spec.names.host(&config.domain))
 }
 
-/// A status written by the original operator: a successful build is what is running.
+/// A status written by the original operator: a successful build is what is running (unless the
+/// app expired: then nothing runs).
 fn adopt_original_status(status: &mut ReviewAppStatus) {
-    if status.deployed_image.is_none() && status.build_status == Some(BuildStatus::Success) {
+    if status.deployed_image.is_none()
+        && status.build_status == Some(BuildStatus::Success)
+        && status.app_status != Some(AppStatus::Expired)
+    {
         status.deployed_image = status.image.clone();
         status.deployed_commit = status.build_commit.clone();
     }
@@ -219,8 +300,10 @@ fn apply_children(
     spec: &ValidatedSpec,
     context: &Context,
     spec_changed: bool,
+    phase: Phase,
 ) -> Intent {
     let (replicas, image) = match &status.deployed_image {
+        Some(deployed) if phase == Phase::Sleeping => (0, deployed.clone()),
         Some(deployed) => (1, deployed.clone()),
         None => (
             0,
@@ -234,6 +317,7 @@ fn apply_children(
         replicas,
         image,
         prune: spec_changed,
+        phase,
     }
 }
 

@@ -1392,6 +1392,7 @@ fn missing(names: &[&str]) -> Observed {
         build: Running,
         job: JobState::HELD,
         missing_secrets: names.iter().map(|n| n.to_string()).collect(),
+        ..Observed::default()
     }
 }
 

@@ -80,7 +80,8 @@
 //! [`Handle::create`], [`Handle::apply`], [`Handle::set_status`], [`Handle::delete`],
 //! [`Handle::delete_behind_back`]; [`Handle::is_schema_registered`] tells whether a CRD
 //! serves a resource), finishes Jobs ([`Handle::set_job_succeeded`],
-//! [`Handle::set_job_failed`]), keeps a request log ([`Handle::requests`],
+//! [`Handle::set_job_failed`]), rolls Deployments out ([`Handle::set_deployment_available`]),
+//! keeps a request log ([`Handle::requests`],
 //! [`Handle::write_count_where`]; a client sending the [`ACTOR_HEADER`] header is recorded as
 //! that actor), injects faults ([`Handle::fail_next`], [`Handle::fail_ratio`], their `_where`
 //! variants taking a predicate, [`Handle::set_latency`]) and disturbs watches
@@ -132,8 +133,10 @@
 //!   writes with `fieldValidation=Strict` (a CRD registers, an object of a registered CRD is
 //!   pruned, defaulted and checked, an unknown field is an error rather than silently lost).
 //! - No controllers except the garbage collector and the Jobs' TTL-after-finished controller:
-//!   Deployments never get pods or a status, Jobs never run (tests set their status with
-//!   [`Handle::set_job_succeeded`] and friends), Namespaces have no phase. The TTL controller
+//!   Deployments never get pods or a status by themselves (tests report them rolled out with
+//!   [`Handle::set_deployment_available`], once per change: a later scale leaves the status
+//!   as it was, with an older `observedGeneration`), Jobs never run (tests set their status
+//!   with [`Handle::set_job_succeeded`] and friends), Namespaces have no phase. The TTL controller
 //!   runs on the emulator's clock (the system clock, whole seconds as written in `metav1.Time`
 //!   fields, so a one-second TTL may run out up to a second early); its deletes are not in the
 //!   request log. Garbage collection runs synchronously right after the owner is
@@ -173,6 +176,7 @@
 mod admission;
 mod apply;
 mod crd;
+mod deployment_status;
 mod escape;
 mod faults;
 mod field_error;

@@ -10,6 +10,7 @@
 
 mod failover;
 mod github;
+mod sleep_expiry;
 mod world;
 
 use github::pull_request_lifecycle;

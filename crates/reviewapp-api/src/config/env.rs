@@ -180,6 +180,43 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         "database.storageClassName",
         |c, _, v| set(&mut c.database.storage_class_name, v),
     ),
+    (
+        "REVIEWAPP_LIFECYCLE_EXPIRE_AFTER",
+        "lifecycle.expireAfter",
+        |c, _, v| set(&mut c.lifecycle.expire_after, v),
+    ),
+    (
+        "REVIEWAPP_LIFECYCLE_SLEEP_AFTER",
+        "lifecycle.sleepAfter",
+        |c, _, v| set(&mut c.lifecycle.sleep_after, v),
+    ),
+    (
+        "REVIEWAPP_LIFECYCLE_MAX_AWAKE_APPS",
+        "lifecycle.maxAwakeApps",
+        |c, var, v| {
+            c.lifecycle.max_awake_apps = number(var, v)?;
+            Ok(())
+        },
+    ),
+    (
+        "REVIEWAPP_ACTIVATOR_SERVICE_NAME",
+        "activator.serviceName",
+        |c, _, v| set(&mut c.activator.service_name, v),
+    ),
+    (
+        "REVIEWAPP_ACTIVATOR_NAMESPACE",
+        "activator.namespace",
+        |c, _, v| set(&mut c.activator.namespace, v),
+    ),
+    ("REVIEWAPP_ACTIVATOR_PORT", "activator.port", |c, var, v| {
+        c.activator.port = number(var, v)?;
+        Ok(())
+    }),
+    (
+        "REVIEWAPP_ACTIVATOR_CLUSTER_DOMAIN",
+        "activator.clusterDomain",
+        |c, _, v| set(&mut c.activator.cluster_domain, v),
+    ),
 ];
 
 fn set(field: &mut String, value: String) -> Result<(), ConfigError> {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use reviewapp_bench::{
-    BenchOptions, FailoverOptions, failover, failover_markdown, markdown, request_breakdown, run,
+    BenchOptions, FailoverOptions, failover, failover_markdown, lifecycle, lifecycle_markdown,
+    markdown, request_breakdown, run,
 };
 
 #[derive(Parser)]
@@ -36,6 +37,9 @@ struct Args {
     /// Measure leader failover instead (the first of --apps apps, two replicas).
     #[arg(long)]
     failover: bool,
+    /// Measure sleeping and expiring apps instead (sleep, idle, wake by request, expiry).
+    #[arg(long)]
+    lifecycle: bool,
     /// Failover: rounds of each kind (kill, outage).
     #[arg(long, default_value_t = 3)]
     failover_runs: usize,
@@ -92,6 +96,24 @@ fn main() -> anyhow::Result<()> {
             .block_on(failover(&options))
             .context("the failover benchmark")?;
         print!("{}", failover_markdown(&report));
+        return Ok(());
+    }
+    if args.lifecycle {
+        let mut reports = Vec::new();
+        for n in args.apps {
+            eprintln!("measuring sleeping and expiring apps at N = {n} ...");
+            let options = BenchOptions {
+                apps: n,
+                operator: operator.clone(),
+                idle: Duration::from_secs(args.idle_seconds),
+                timeout: Duration::from_secs(args.timeout_seconds),
+            };
+            let report = runtime
+                .block_on(lifecycle(&options))
+                .with_context(|| format!("the lifecycle benchmark at N = {n}"))?;
+            reports.push(report);
+        }
+        print!("{}", lifecycle_markdown(&reports));
         return Ok(());
     }
     let mut reports = Vec::new();

@@ -80,6 +80,7 @@ pub fn apply_plan(
             replicas,
             image: image.into(),
             prune,
+            phase: reviewapp_state::Phase::Serving,
         }],
     )
     .unwrap()

@@ -48,5 +48,6 @@ pub(super) fn delete(
         intents,
         after_status: Vec::new(),
         spec: None,
+        requeue_at: None,
     }
 }

@@ -53,5 +53,6 @@ pub(super) fn invalid(
         intents,
         after_status: Vec::new(),
         spec: None,
+        requeue_at: None,
     }
 }

@@ -14,7 +14,9 @@ use k8s_openapi::jiff::Timestamp;
 use reviewapp_api::{
     AppStatus, BuildStatus, FINALIZER, OperatorConfig, ReviewApp, ReviewAppStatus,
 };
-use reviewapp_state::{AppEvent, BuildObservation, Intent, Observed, Transition, transition};
+use reviewapp_state::{
+    AppEvent, BuildObservation, Intent, Observed, Phase, Transition, transition,
+};
 
 pub const SHA1: &str = "c8c9aa334a76677aa0be4ec0ebb08484367f952d";
 pub const SHA2: &str = "5ce6e4a15e2a09fe113aba79263104835bd676c2";
@@ -318,6 +320,7 @@ pub fn failed_rebuild() -> ReviewApp {
                 (false, "BuildFailed", &message),
                 (up, reason, &serving),
             ),
+            ..ReviewAppStatus::default()
         },
     )
 }
@@ -380,12 +383,19 @@ fn intent_lines(intents: &[Intent]) -> Vec<String> {
                 replicas,
                 image,
                 prune,
+                phase,
             } => {
                 format!(
-                    "apply {replicas} {image}{}",
-                    if *prune { " prune" } else { "" }
+                    "apply {replicas} {image}{}{}",
+                    if *prune { " prune" } else { "" },
+                    match phase {
+                        Phase::Serving => "",
+                        Phase::Waking => " waking",
+                        Phase::Sleeping => " sleeping",
+                    }
                 )
             }
+            Intent::RemoveActivatorRoute => "remove-activator-route".to_string(),
             Intent::TearDown(t) => format!(
                 "teardown {} jobs={}",
                 t.children

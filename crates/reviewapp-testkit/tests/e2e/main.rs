@@ -6,6 +6,7 @@ mod common;
 mod crd;
 mod crud;
 mod delete;
+mod deployments;
 mod faults;
 mod jobs;
 mod lease;
