@@ -416,7 +416,7 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
     let report = effects.execute(&app, &plan, &NoIndex).await.unwrap();
     assert_eq!(
         (report.writes, report.skipped, report.events_failed),
-        (10, 1, 0)
+        (11, 1, 0)
     );
     assert_eq!(effects.remembered(), 0, "deletes forget what was applied");
 
@@ -429,6 +429,7 @@ async fn delete_tears_down_in_order_and_removes_the_finalizer() {
             format!("DELETE /apis/batch/v1/namespaces/review-build/jobs/{JOB}"),
             format!("GET /apis/batch/v1/namespaces/review-build/jobs/{JOB}"),
             format!("DELETE /apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/{APP}"),
+            format!("DELETE /api/v1/namespaces/{NS}/services/{APP}--activator"),
             format!("DELETE /apis/apps/v1/namespaces/{NS}/deployments/{APP}"),
             format!("DELETE /api/v1/namespaces/{NS}/services/{APP}"),
             format!("DELETE /apis/postgresql.cnpg.io/v1/namespaces/{NS}/clusters/{APP}--db"),
@@ -472,7 +473,7 @@ async fn delete_skips_objects_known_to_be_absent() {
     let report = effects.execute(&app, &plan, &index).await.unwrap();
     assert_eq!(
         (report.writes, report.skipped),
-        (4, 7),
+        (4, 8),
         "no release: not held"
     );
     let lines = api.lines();
