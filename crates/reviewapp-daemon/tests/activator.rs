@@ -39,6 +39,61 @@ fn client(emulator: &Emulator) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// The daemon's `run`, with leader election (as `identity`) and the activator on free ports.
+struct Daemon {
+    activator: ActivatorOptions,
+    health: tokio::sync::oneshot::Receiver<SocketAddr>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), reviewapp_daemon::DaemonError>>,
+}
+
+impl Daemon {
+    fn start(emulator: &Emulator, identity: &str) -> Daemon {
+        let activator = ActivatorOptions::new("127.0.0.1:0".parse().unwrap());
+        let options = DaemonOptions {
+            concurrency: 2,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            leader: Some(LeaderOptions::new("review-app-operator", OPS_NS, identity)),
+            shutdown_grace: Duration::from_secs(1),
+            controller_name: "review-app-operator".into(),
+            instance: Some(identity.into()),
+            listener: None,
+            activator: Some(activator.clone()),
+        };
+        let (health_tx, health) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(reviewapp_daemon::run(
+            client(emulator),
+            Arc::new(OperatorConfig::default()),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+            move |addr| {
+                let _ = health_tx.send(addr);
+            },
+        ));
+        Daemon {
+            activator,
+            health,
+            stop,
+            task,
+        }
+    }
+}
+
+/// The activator's address, once it listens.
+async fn bound(activator: &ActivatorOptions) -> SocketAddr {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(addr) = activator.bound.get() {
+            return *addr;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn review_app(name: &str, app_status: &str, url: &str) -> Value {
     json!({
         "apiVersion": "reviewtron.k8s.revelry.co/v1", "kind": "ReviewApp",
@@ -73,36 +128,10 @@ async fn standby() -> Replica {
                      "acquireTime": now, "renewTime": now}
         }))
         .unwrap();
-    let activator = ActivatorOptions::new("127.0.0.1:0".parse().unwrap());
-    let options = DaemonOptions {
-        concurrency: 2,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        leader: Some(LeaderOptions::new(
-            "review-app-operator",
-            OPS_NS,
-            "the-standby",
-        )),
-        shutdown_grace: Duration::from_secs(1),
-        controller_name: "review-app-operator".into(),
-        instance: Some("the-standby".into()),
-        listener: None,
-        activator: Some(activator.clone()),
-    };
-    let (health_tx, health_rx) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(reviewapp_daemon::run(
-        client(&emulator),
-        Arc::new(OperatorConfig::default()),
-        options,
-        async move {
-            let _ = stopped.await;
-        },
-        move |addr| {
-            let _ = health_tx.send(addr);
-        },
-    ));
-    let health = health_rx.await.unwrap();
-    let activator = *activator.bound.get().expect("bound before run listens");
+    let daemon = Daemon::start(&emulator, "the-standby");
+    let health = daemon.health.await.unwrap();
+    let activator = bound(&daemon.activator).await;
+    let (stop, daemon) = (daemon.stop, daemon.task);
     Replica {
         _emulator: emulator,
         handle,
@@ -433,35 +462,8 @@ async fn before_its_view_has_loaded_it_asks_to_retry_and_writes_nothing() {
     let emulator = Emulator::start().await.unwrap();
     let handle = emulator.handle();
     handle.start_outage(Outage::Refuse);
-    let activator = ActivatorOptions::new("127.0.0.1:0".parse().unwrap());
-    let options = DaemonOptions {
-        concurrency: 1,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        leader: Some(LeaderOptions::new("review-app-operator", OPS_NS, "a")),
-        shutdown_grace: Duration::from_secs(1),
-        controller_name: "review-app-operator".into(),
-        instance: None,
-        listener: None,
-        activator: Some(activator.clone()),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(reviewapp_daemon::run(
-        client(&emulator),
-        Arc::new(OperatorConfig::default()),
-        options,
-        async move {
-            let _ = stopped.await;
-        },
-        |_| {},
-    ));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let addr = loop {
-        if let Some(addr) = activator.bound.get() {
-            break *addr;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never listened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let daemon = Daemon::start(&emulator, "a");
+    let addr = bound(&daemon.activator).await;
     let (code, response) = get(addr, "pr-1.review.example.com").await;
     assert_eq!(code, 503, "{response}");
     assert!(response.contains("activator is starting"), "{response}");
@@ -472,8 +474,8 @@ async fn before_its_view_has_loaded_it_asks_to_retry_and_writes_nothing() {
         "a bad request is bad at once"
     );
     handle.end_outage();
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, daemon)
+    daemon.stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, daemon.task)
         .await
         .expect("shuts down")
         .unwrap()

@@ -397,22 +397,27 @@ fn the_deployment_agrees_with_the_other_manifests() {
 
 #[test]
 fn the_activator_service_reaches_every_replicas_activator_port() {
-    // The names and port the operator's `activator.*` settings default to, and the default of
-    // `run --activator-listen` (0.0.0.0:8081).
+    // Where the operator's `activator.*` settings say it is by default (each app's ExternalName
+    // Service names it), and the default of `run --activator-listen` (0.0.0.0:8081).
+    let defaults = OperatorConfig::default().activator;
     let service = the("deploy/activator-service.yaml", "Service");
     assert_eq!(
         service["metadata"]["name"].as_str(),
-        Some("review-app-operator-activator")
+        Some(defaults.service_name.as_str())
     );
     assert_eq!(
         service["metadata"]["namespace"].as_str(),
-        Some("review-app-operator")
+        Some(defaults.namespace.as_str())
+    );
+    assert_eq!(
+        service["metadata"]["namespace"],
+        the("deploy/namespace.yaml", "Namespace")["metadata"]["name"]
     );
     assert_eq!(service["spec"]["type"].as_str(), Some("ClusterIP"));
     let ports = service["spec"]["ports"].as_sequence().expect("ports");
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["name"].as_str(), Some("http"));
-    assert_eq!(ports[0]["port"].as_u64(), Some(80));
+    assert_eq!(ports[0]["port"].as_u64(), Some(u64::from(defaults.port)));
     assert_eq!(ports[0]["targetPort"].as_str(), Some("activator"));
 
     let deployment = the("deploy/deployment.yaml", "Deployment");
