@@ -2,7 +2,9 @@
 //! against the in-process API emulator at each N and prints a markdown table. See the crate
 //! documentation for the phases, and docs/benchmarks.md for the results. With `--failover`, it
 //! measures leader failover instead (two replicas; the leader killed, then API outages); with
-//! `--queue`, the build cap (N apps created at once, without a cap and with `--build-cap`).
+//! `--queue`, the build cap (N apps created at once, without a cap and with `--build-cap`); with
+//! `--lifecycle`, sleeping and expiring apps; with `--failed-build-log-kib`, failed builds' log
+//! reads.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use reviewapp_bench::{
     failed_builds_markdown, failover, failover_markdown, lifecycle, lifecycle_markdown, markdown,
     queue, queue_markdown, request_breakdown, run,
 };
+use tokio::runtime::Runtime;
 
 #[derive(Parser)]
 #[command(
@@ -75,114 +78,157 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let operator = if args.in_process {
-        None
-    } else {
-        Some(match args.operator {
-            Some(path) => path,
-            None => std::env::current_exe()
-                .context("locating this binary")?
-                .with_file_name("review-app-operator"),
-        })
-    };
-    if let Some(path) = &operator {
-        anyhow::ensure!(
-            path.exists(),
-            "{} does not exist: build it first (cargo build --release -p review-app-operator) or pass --operator",
-            path.display()
-        );
-    }
+    let operator = operator_binary(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    if !args.failed_build_log_kib.is_empty() {
-        let mut reports = Vec::new();
-        for kib in &args.failed_build_log_kib {
-            let options = FailedBuildsOptions {
-                apps: args.apps.first().copied().unwrap_or(100),
-                log_bytes: kib * 1024,
-                operator: operator.clone(),
-                timeout: Duration::from_secs(args.timeout_seconds),
-            };
-            eprintln!(
-                "measuring {} failed builds with {kib} KiB logs ...",
-                options.apps
-            );
-            reports.push(
-                runtime
-                    .block_on(failed_builds(&options))
-                    .context("the failed-builds benchmark")?,
-            );
-        }
-        print!("{}", failed_builds_markdown(&reports));
-        return Ok(());
+    let table = if !args.failed_build_log_kib.is_empty() {
+        failed_builds_table(&args, operator, &runtime)?
+    } else if args.failover {
+        failover_table(&args, operator, &runtime)?
+    } else if args.lifecycle {
+        lifecycle_table(&args, operator, &runtime)?
+    } else if args.queue {
+        queue_table(&args, operator, &runtime)?
+    } else {
+        lifecycle_phases_table(&args, operator, &runtime)?
+    };
+    print!("{table}");
+    Ok(())
+}
+
+/// The operator binary to run as a child process, or `None` with `--in-process`.
+fn operator_binary(args: &Args) -> anyhow::Result<Option<PathBuf>> {
+    if args.in_process {
+        return Ok(None);
     }
-    if args.failover {
-        let options = FailoverOptions {
-            apps: args.apps.first().copied().unwrap_or(10),
-            operator,
-            lease_duration: Duration::from_secs(args.lease_duration_seconds),
-            renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
-            retry_period: Duration::from_secs(args.retry_period_seconds),
-            outage: Duration::from_secs(args.outage_seconds),
-            runs: args.failover_runs.max(1),
-            timeout: Duration::from_secs(args.timeout_seconds),
-        };
-        eprintln!("measuring failover ...");
-        let report = runtime
-            .block_on(failover(&options))
-            .context("the failover benchmark")?;
-        print!("{}", failover_markdown(&report));
-        return Ok(());
-    }
-    if args.lifecycle {
-        let mut reports = Vec::new();
-        for n in args.apps {
-            eprintln!("measuring sleeping and expiring apps at N = {n} ...");
-            let options = BenchOptions {
-                apps: n,
-                operator: operator.clone(),
-                idle: Duration::from_secs(args.idle_seconds),
-                timeout: Duration::from_secs(args.timeout_seconds),
-            };
-            let report = runtime
-                .block_on(lifecycle(&options))
-                .with_context(|| format!("the lifecycle benchmark at N = {n}"))?;
-            reports.push(report);
-        }
-        print!("{}", lifecycle_markdown(&reports));
-        return Ok(());
-    }
-    if args.queue {
-        let options = QueueOptions {
-            apps: args.apps.first().copied().unwrap_or(1000),
-            cap: args.build_cap,
-            build: Duration::from_millis(args.build_ms),
-            operator,
-            timeout: Duration::from_secs(args.timeout_seconds),
-        };
-        let report = runtime
-            .block_on(queue(&options))
-            .context("the queue benchmark")?;
-        print!("{}", queue_markdown(&report));
-        return Ok(());
-    }
+    let path = match &args.operator {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("locating this binary")?
+            .with_file_name("review-app-operator"),
+    };
+    anyhow::ensure!(
+        path.exists(),
+        "{} does not exist: build it first (cargo build --release -p review-app-operator) or pass --operator",
+        path.display()
+    );
+    Ok(Some(path))
+}
+
+/// `--failed-build-log-kib`: failed builds' log reads, one run per log size.
+fn failed_builds_table(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+) -> anyhow::Result<String> {
     let mut reports = Vec::new();
-    for n in args.apps {
-        eprintln!("running N = {n} ...");
-        let options = BenchOptions {
-            apps: n,
+    for kib in &args.failed_build_log_kib {
+        let options = FailedBuildsOptions {
+            apps: args.apps.first().copied().unwrap_or(100),
+            log_bytes: kib * 1024,
             operator: operator.clone(),
-            idle: Duration::from_secs(args.idle_seconds),
             timeout: Duration::from_secs(args.timeout_seconds),
         };
+        eprintln!(
+            "measuring {} failed builds with {kib} KiB logs ...",
+            options.apps
+        );
+        reports.push(
+            runtime
+                .block_on(failed_builds(&options))
+                .context("the failed-builds benchmark")?,
+        );
+    }
+    Ok(failed_builds_markdown(&reports))
+}
+
+/// `--failover`: leader failover with two replicas.
+fn failover_table(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+) -> anyhow::Result<String> {
+    let options = FailoverOptions {
+        apps: args.apps.first().copied().unwrap_or(10),
+        operator,
+        lease_duration: Duration::from_secs(args.lease_duration_seconds),
+        renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+        retry_period: Duration::from_secs(args.retry_period_seconds),
+        outage: Duration::from_secs(args.outage_seconds),
+        runs: args.failover_runs.max(1),
+        timeout: Duration::from_secs(args.timeout_seconds),
+    };
+    eprintln!("measuring failover ...");
+    let report = runtime
+        .block_on(failover(&options))
+        .context("the failover benchmark")?;
+    Ok(failover_markdown(&report))
+}
+
+/// `--lifecycle`: sleeping and expiring apps at each N.
+fn lifecycle_table(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+) -> anyhow::Result<String> {
+    let mut reports = Vec::new();
+    for &n in &args.apps {
+        eprintln!("measuring sleeping and expiring apps at N = {n} ...");
+        let options = bench_options(args, n, operator.clone());
+        let report = runtime
+            .block_on(lifecycle(&options))
+            .with_context(|| format!("the lifecycle benchmark at N = {n}"))?;
+        reports.push(report);
+    }
+    Ok(lifecycle_markdown(&reports))
+}
+
+/// `--queue`: N apps created at once, without a cap and with `--build-cap`.
+fn queue_table(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+) -> anyhow::Result<String> {
+    let options = QueueOptions {
+        apps: args.apps.first().copied().unwrap_or(1000),
+        cap: args.build_cap,
+        build: Duration::from_millis(args.build_ms),
+        operator,
+        timeout: Duration::from_secs(args.timeout_seconds),
+    };
+    let report = runtime
+        .block_on(queue(&options))
+        .context("the queue benchmark")?;
+    Ok(queue_markdown(&report))
+}
+
+/// The default: the lifecycle phases (create, deploy, push, redeploy, restart, idle, delete) at
+/// each N.
+fn lifecycle_phases_table(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+) -> anyhow::Result<String> {
+    let mut reports = Vec::new();
+    for &n in &args.apps {
+        eprintln!("running N = {n} ...");
+        let options = bench_options(args, n, operator.clone());
         let report = runtime
             .block_on(run(&options))
             .with_context(|| format!("the benchmark at N = {n}"))?;
         eprint!("{}", request_breakdown(&report));
         reports.push(report);
     }
-    print!("{}", markdown(&reports));
-    Ok(())
+    Ok(markdown(&reports))
+}
+
+fn bench_options(args: &Args, apps: usize, operator: Option<PathBuf>) -> BenchOptions {
+    BenchOptions {
+        apps,
+        operator,
+        idle: Duration::from_secs(args.idle_seconds),
+        timeout: Duration::from_secs(args.timeout_seconds),
+    }
 }
