@@ -57,6 +57,13 @@ impl Schedule {
         }
     }
 
+    /// A RECONCILE of `names`, served before other waiting work (the build queue's head).
+    fn reconcile_first(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            self.scheduler.submit_first(name, AppEvent::Reconcile);
+        }
+    }
+
     /// Sets the `apps` gauge from the index.
     fn count_apps(&self) {
         let counts = self.index.apps.lock().count_by_status();
@@ -359,7 +366,7 @@ async fn review_apps(
 
 /// The build cap's queue: whenever a slot may have freed (a build Job finished or went, a
 /// reservation was given up, the apps were listed), the head of the queue is reconciled at once,
-/// as many apps as slots are free; each takes its slot in its handler.
+/// before other waiting work, as many apps as slots are free; each takes its slot in its handler.
 async fn build_queue(schedule: Schedule) {
     let (slots, jobs) = (&schedule.index.slots, &schedule.index.jobs);
     loop {
@@ -370,7 +377,7 @@ async fn build_queue(schedule: Schedule) {
         if !heads.is_empty() {
             tracing::debug!(apps = ?heads, "build slots free: starting the head of the queue");
         }
-        schedule.reconcile(heads);
+        schedule.reconcile_first(heads);
     }
 }
 

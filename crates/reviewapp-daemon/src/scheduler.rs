@@ -17,6 +17,8 @@
 //!
 //! Across keys: at most `concurrency` handlers run at once, and ready keys are served
 //! round-robin, one item per turn, so a key with a long queue cannot starve the others.
+//! [`Scheduler::submit_first`] puts its key at the front of that turn order instead (the head of
+//! the build queue, whose slot just freed, should not wait behind a burst of other work).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -40,6 +42,7 @@ type Supersede<T> = Box<dyn Fn(&T, &T) -> bool + Send + Sync>;
 
 enum Command<T> {
     Submit(String, T),
+    SubmitFirst(String, T),
     OnError(OnError<T>),
     Supersede(Supersede<T>),
     Shutdown(Duration, oneshot::Sender<()>),
@@ -74,6 +77,15 @@ impl<T> Scheduler<T> {
             return;
         }
         let _ = self.tx.send(Command::Submit(key, item));
+    }
+
+    /// Queues `item` for `key` like [`submit`](Self::submit), and serves `key` before every other
+    /// ready key (its own items still run in submission order).
+    pub fn submit_first(&self, key: String, item: T) {
+        if self.counters.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = self.tx.send(Command::SubmitFirst(key, item));
     }
 
     /// Items waiting to run (queued or waiting for a retry), as of the dispatcher's last step.
@@ -261,7 +273,8 @@ where
     /// Applies a command; returns the shutdown request, if it is one.
     fn command(&mut self, command: Command<T>) -> Option<(Duration, oneshot::Sender<()>)> {
         match command {
-            Command::Submit(key, item) => self.submit(key, item),
+            Command::Submit(key, item) => self.submit(key, item, false),
+            Command::SubmitFirst(key, item) => self.submit(key, item, true),
             Command::OnError(hook) => self.on_error = Some(hook),
             Command::Supersede(hook) => self.supersede = Some(hook),
             Command::Shutdown(grace, done) => return Some((grace, done)),
@@ -269,7 +282,7 @@ where
         None
     }
 
-    fn submit(&mut self, key: String, item: T) {
+    fn submit(&mut self, key: String, item: T, first: bool) {
         let state = self.keys.entry(key.clone()).or_default();
         if state.retry_front
             && let Some(failed) = state.queue.front()
@@ -279,12 +292,23 @@ where
             state.retry_front = false;
             self.counters.pending.fetch_sub(1, Ordering::Relaxed);
         }
-        if state.queue.contains(&item) {
-            return;
+        if !state.queue.contains(&item) {
+            state.queue.push_back(item);
+            self.counters.pending.fetch_add(1, Ordering::Relaxed);
         }
-        state.queue.push_back(item);
-        self.counters.pending.fetch_add(1, Ordering::Relaxed);
         self.mark_ready(&key);
+        if first {
+            self.serve_first(&key);
+        }
+    }
+
+    /// Moves `key` to the front of the ready queue, if it is in it.
+    fn serve_first(&mut self, key: &str) {
+        if let Some(at) = self.ready.iter().position(|k| k == key)
+            && let Some(key) = self.ready.remove(at)
+        {
+            self.ready.push_front(key);
+        }
     }
 
     /// Puts `key` in the ready queue if it has work and nothing holds it back.

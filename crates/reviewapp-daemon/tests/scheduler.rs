@@ -394,6 +394,22 @@ async fn a_long_queue_does_not_starve_other_keys() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_key_submitted_first_is_served_before_earlier_ready_keys() {
+    let h = harness(1, no_retry_backoff(), Script::default());
+    for k in 0..5 {
+        h.submit(&format!("k{k}"), "go");
+    }
+    h.run_for(MS).await; // k0 runs; k1..k4 wait
+    h.scheduler.submit_first("head".to_owned(), "go".to_owned());
+    h.scheduler.submit_first("k4".to_owned(), "go".to_owned());
+    h.run_for(Duration::from_secs(1)).await;
+    let order: Vec<String> = h.runs().into_iter().map(|r| r.key).collect();
+    assert_eq!(order, strs(&["k0", "k4", "head", "k1", "k2", "k3"]));
+    // k4's equal pending item was not queued twice.
+    assert_eq!(h.items("k4"), strs(&["go"]));
+}
+
+#[tokio::test(start_paused = true)]
 async fn round_robin_interleaves_busy_keys() {
     let h = harness(1, no_retry_backoff(), Script::default());
     for i in 0..3 {
