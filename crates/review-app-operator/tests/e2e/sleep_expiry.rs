@@ -223,8 +223,8 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
 
     wake_by_request_and_switch_back(&w).await;
 
-    // The sleep annotation acts when it changes: "false" wakes a sleeping app.
-    // The sleep annotation acts when it changes from what the status recorded.
+    // The sleep annotation acts when it changes from what the status recorded: "false" wakes a
+    // sleeping app.
     annotate(&w, SLEEP, Some("false")).await;
     eventually("the operator saw \"false\"", || async {
         w.app("test").await.and_then(|a| a.status).is_some_and(|s| {
@@ -242,6 +242,82 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
         app_status(&w).await == "deployed" && deployment_runs(&w, 1, IMG1).await
     })
     .await;
+}
+
+/// The whole path of a request, with nothing played by the test but the Deployment controller:
+/// a request with the sleeping app's Host reaches the activator the operator serves, which
+/// answers the waking page and records the wake; the operator wakes the app and, once its
+/// Deployment is available, sends the Ingress back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_the_activator_wakes_the_app_on_emulator() {
+    let mut w = world(|_| {}).await;
+    let activator = w.start_with_activator().await;
+    w.apply_app(w.sample("test", "678", SHA1)).await;
+    eventually("the build Job", || async {
+        w.jobs().get_opt(JOB1).await.unwrap().is_some()
+    })
+    .await;
+    w.finish_job(JOB1, true).await;
+    eventually("deployed", || has_status(&w, "test", "deployed", "success")).await;
+    let url = w.app("test").await.unwrap().status.unwrap().url.unwrap();
+    let host = url
+        .split_once("://")
+        .map_or(url.as_str(), |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_string();
+
+    annotate(&w, SLEEP, Some("true")).await;
+    eventually("asleep, the Ingress on the activator", || async {
+        app_status(&w).await == "sleeping" && ingress_backend(&w).await == ROUTE
+    })
+    .await;
+    // The activator records the wake in whole seconds: a request in the second the app fell
+    // asleep would not be newer than the sleep.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let answer = request(activator, &host).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 5"),
+        "{answer}"
+    );
+    eventually("woken by the request: scaled up", || async {
+        app_status(&w).await == "deployed" && deployment_runs(&w, 1, IMG1).await
+    })
+    .await;
+    assert!(
+        w.app("test")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap()
+            .contains_key(WAKE_REQUESTED_AT),
+        "the activator recorded the request"
+    );
+    assert_eq!(ingress_backend(&w).await, ROUTE, "until it is available");
+    w.emulator
+        .clone()
+        .unwrap()
+        .set_deployment_available(APP_NS, APP)
+        .unwrap();
+    eventually("the Ingress is back on the app", || async {
+        ingress_backend(&w).await == APP
+    })
+    .await;
+    let unknown = request(activator, "nobody.review.local").await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+}
+
+/// One HTTP/1.1 GET of `/` with `Host: host` to `addr`: the whole answer.
+async fn request(addr: std::net::SocketAddr, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

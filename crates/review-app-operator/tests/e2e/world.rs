@@ -11,6 +11,7 @@ use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use reviewapp_api::{OperatorConfig, ReviewApp};
 use reviewapp_daemon::DaemonOptions;
+use reviewapp_daemon::activator::ActivatorOptions;
 use reviewapp_resources::ChildKind;
 use reviewapp_testkit::{Emulator, Handle};
 use serde_json::{Value, json};
@@ -177,6 +178,29 @@ impl World {
 
     /// Starts the daemon (in this process, against this world's API).
     pub async fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    /// Starts the daemon with its activator on a free loopback port, and returns that port's
+    /// address once it listens.
+    pub async fn start_with_activator(&mut self) -> std::net::SocketAddr {
+        let activator = ActivatorOptions::new("127.0.0.1:0".parse().expect("address"));
+        let bound = activator.bound.clone();
+        self.start_with(Some(activator));
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            if let Some(addr) = bound.get() {
+                return *addr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the activator did not listen within {CONVERGE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn start_with(&mut self, activator: Option<ActivatorOptions>) {
         assert!(self.daemon.is_none(), "the daemon is already running");
         let options = DaemonOptions {
             concurrency: 4,
@@ -186,7 +210,7 @@ impl World {
             controller_name: "review-app-operator".into(),
             instance: Some("e2e".into()),
             listener: None,
-            activator: None,
+            activator,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(reviewapp_daemon::run(
