@@ -28,9 +28,14 @@ async fn world(edit: impl FnOnce(&mut OperatorConfig)) -> World {
     world
 }
 
-/// Creates the sample app and deploys its first commit.
+/// Starts the operator, creates the sample app and deploys its first commit.
 async fn deployed(w: &mut World) {
     w.start().await;
+    deploy_sample(w).await;
+}
+
+/// Creates the sample app and deploys its first commit (the operator runs).
+async fn deploy_sample(w: &mut World) {
     w.apply_app(w.sample("test", "678", SHA1)).await;
     eventually("the build Job", || async {
         w.jobs().get_opt(JOB1).await.unwrap().is_some()
@@ -252,13 +257,7 @@ async fn sleep_wake_and_the_ingress_switch_on_emulator() {
 async fn a_request_to_the_activator_wakes_the_app_on_emulator() {
     let mut w = world(|_| {}).await;
     let activator = w.start_with_activator().await;
-    w.apply_app(w.sample("test", "678", SHA1)).await;
-    eventually("the build Job", || async {
-        w.jobs().get_opt(JOB1).await.unwrap().is_some()
-    })
-    .await;
-    w.finish_job(JOB1, true).await;
-    eventually("deployed", || has_status(&w, "test", "deployed", "success")).await;
+    deploy_sample(&mut w).await;
     let url = w.app("test").await.unwrap().status.unwrap().url.unwrap();
     let host = url
         .split_once("://")

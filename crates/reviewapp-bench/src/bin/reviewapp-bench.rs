@@ -173,15 +173,13 @@ fn lifecycle_table(
     operator: Option<PathBuf>,
     runtime: &Runtime,
 ) -> anyhow::Result<String> {
-    let mut reports = Vec::new();
-    for &n in &args.apps {
-        eprintln!("measuring sleeping and expiring apps at N = {n} ...");
-        let options = bench_options(args, n, operator.clone());
-        let report = runtime
-            .block_on(lifecycle(&options))
-            .with_context(|| format!("the lifecycle benchmark at N = {n}"))?;
-        reports.push(report);
-    }
+    let reports = at_each_n(
+        args,
+        operator,
+        runtime,
+        "the lifecycle benchmark",
+        lifecycle,
+    )?;
     Ok(lifecycle_markdown(&reports))
 }
 
@@ -211,17 +209,31 @@ fn lifecycle_phases_table(
     operator: Option<PathBuf>,
     runtime: &Runtime,
 ) -> anyhow::Result<String> {
-    let mut reports = Vec::new();
-    for &n in &args.apps {
-        eprintln!("running N = {n} ...");
-        let options = bench_options(args, n, operator.clone());
-        let report = runtime
-            .block_on(run(&options))
-            .with_context(|| format!("the benchmark at N = {n}"))?;
-        eprint!("{}", request_breakdown(&report));
-        reports.push(report);
+    let reports = at_each_n(args, operator, runtime, "the benchmark", run)?;
+    for report in &reports {
+        eprint!("{}", request_breakdown(report));
     }
     Ok(markdown(&reports))
+}
+
+/// Runs `bench` at each N of `--apps`, one after the other.
+fn at_each_n<R>(
+    args: &Args,
+    operator: Option<PathBuf>,
+    runtime: &Runtime,
+    what: &str,
+    bench: impl AsyncFn(&BenchOptions) -> anyhow::Result<R>,
+) -> anyhow::Result<Vec<R>> {
+    let mut reports = Vec::new();
+    for &n in &args.apps {
+        eprintln!("running {what} at N = {n} ...");
+        let options = bench_options(args, n, operator.clone());
+        let report = runtime
+            .block_on(bench(&options))
+            .with_context(|| format!("{what} at N = {n}"))?;
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 fn bench_options(args: &Args, apps: usize, operator: Option<PathBuf>) -> BenchOptions {
