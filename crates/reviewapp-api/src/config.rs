@@ -8,7 +8,7 @@ mod lifecycle;
 use serde::{Deserialize, Serialize};
 
 pub use build_cache::{BuildCacheConfig, is_image_reference, is_registry_prefix};
-pub use env::ENV_VARS;
+pub use env::{ENV_VARS, parse_bool, parse_number};
 pub use lifecycle::{ActivatorConfig, LifecycleConfig};
 
 /// Everything the operator needs to know about its cluster. See `docs/configuration.md`.

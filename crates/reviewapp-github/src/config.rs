@@ -3,6 +3,7 @@
 //! from the environment (and the App's private key from a file), never from the YAML file.
 //! Pure: the caller supplies the file text and an environment lookup. See `docs/github.md`.
 
+use reviewapp_api::config::{parse_bool, parse_number};
 use serde::{Deserialize, Serialize};
 
 /// Everything the GitHub component needs to know besides its credentials.
@@ -150,23 +151,11 @@ pub const TOKEN_VAR: &str = "REVIEWAPP_GITHUB_TOKEN";
 pub const SECRET_VARS: &[&str] = &[WEBHOOK_SECRET_VAR, TOKEN_VAR];
 
 fn boolean(var: &'static str, value: String) -> Result<bool, ConfigError> {
-    match value.trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ConfigError::Env {
-            var,
-            value,
-            reason: "expected true or false",
-        }),
-    }
+    parse_bool(&value).map_err(|reason| ConfigError::Env { var, value, reason })
 }
 
 fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::Env {
-        var,
-        value,
-        reason: "expected a whole number",
-    })
+    parse_number(&value).map_err(|reason| ConfigError::Env { var, value, reason })
 }
 
 impl GithubConfig {

@@ -257,22 +257,26 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn boolean(var: &'static str, value: String) -> Result<bool, ConfigError> {
+/// A boolean variable's value: `true` or `false` (surrounding spaces ignored), or what was
+/// expected. Shared with the GitHub component's settings.
+pub fn parse_bool(value: &str) -> Result<bool, &'static str> {
     match value.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ConfigError::Env {
-            var,
-            value,
-            reason: "expected true or false",
-        }),
+        _ => Err("expected true or false"),
     }
 }
 
+/// A numeric variable's value (surrounding spaces ignored), or what was expected. Shared with
+/// the GitHub component's settings.
+pub fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, &'static str> {
+    value.trim().parse().map_err(|_| "expected a whole number")
+}
+
+fn boolean(var: &'static str, value: String) -> Result<bool, ConfigError> {
+    parse_bool(&value).map_err(|reason| ConfigError::Env { var, value, reason })
+}
+
 fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::Env {
-        var,
-        value,
-        reason: "expected a whole number",
-    })
+    parse_number(&value).map_err(|reason| ConfigError::Env { var, value, reason })
 }
